@@ -1,0 +1,48 @@
+"""``kc``: one console script, subcommands dispatched by module name.
+
+Each subcommand runs ``python -m <module>`` in a child process, so ``core`` never imports
+``tui`` or ``engine32`` (the import contracts in ``pyproject.toml``), and each part keeps its
+own ``--help``.
+"""
+
+import subprocess
+import sys
+from typing import Dict, List, Optional, Tuple
+
+#: subcommand → (module run with ``python -m``, one-line description)
+SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
+    "demo": ("core.demo", "start Redis, the sim engine, the writer and a database, and open the console"),
+    "tui": ("tui", "open the trading console on a running engine"),
+    "engine": ("engine32", "run the headless engine (sim or kiwoom)"),
+    "writer": ("core.writer", "persist the event stream into PostgreSQL/TimescaleDB"),
+    "send": ("core.send", "send one command to the engine and print its reply"),
+    "status": ("core.status", "show the engine's, the writer's and Redis's health"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: kc <command> [options]", "", "commands:"]
+    for name, (_, text) in SUBCOMMANDS.items():
+        lines.append("  {:<8} {}".format(name, text))
+    lines += ["", "Run 'kc <command> --help' for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in SUBCOMMANDS:
+        print("kc: unknown command {!r}\n\n{}".format(name, usage()), file=sys.stderr)
+        return 2
+    module = SUBCOMMANDS[name][0]
+    try:
+        return subprocess.call([sys.executable, "-m", module, *rest])
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Broker adapters behind one contract (:mod:`engine32.brokers.base`)."""

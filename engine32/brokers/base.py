@@ -1,0 +1,156 @@
+"""The broker contract, in the spirit of vn.py's gateway.
+
+A broker lives on the Qt main thread. Every method returns at once: nothing blocks on the
+network or on the broker. What happens later flows back through the :class:`BrokerListener`
+as immutable payloads (:mod:`core.protocol.events`), and each request that needs an answer
+gets it through its ``done`` callback, called exactly once, on the Qt thread.
+"""
+
+import abc
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
+
+from core.protocol.events import Account, Fill, Order, Position, Quote
+
+
+class Result(NamedTuple):
+    """The answer to a request: ``ok`` with a ``value`` (e.g. ``{"order_id": "..."}``), or an error.
+
+    ``error_code`` is a protocol error code (``BROKER_ERROR``, ``RATE_LIMITED``, ``NOT_READY``,
+    ``INVALID_ARGUMENT``...); ``message`` says what happened in plain words.
+    """
+
+    ok: bool
+    value: Optional[dict] = None
+    error_code: str = ""
+    message: str = ""
+
+    @classmethod
+    def success(cls, **value: object) -> "Result":
+        return cls(True, dict(value))
+
+    @classmethod
+    def failure(cls, message: str, error_code: str = "BROKER_ERROR") -> "Result":
+        return cls(False, None, error_code, message)
+
+
+Done = Callable[[Result], None]
+
+
+class OrderRequest(NamedTuple):
+    """A new order. ``price`` is 0 for market orders."""
+
+    code: str
+    side: str  # "buy" | "sell"
+    qty: int
+    price: int
+    kind: str = "limit"  # "limit" | "market"
+    cmd_id: str = ""
+
+
+class ModifyRequest(NamedTuple):
+    """Change the quantity and/or price of an open order (``None`` keeps the current one)."""
+
+    order_id: str
+    qty: Optional[int] = None
+    price: Optional[int] = None
+    cmd_id: str = ""
+
+
+class BrokerInfo(NamedTuple):
+    """What the engine reports about its broker in ``P:engine``."""
+
+    broker: str  # "sim" | "kiwoom"
+    mode: str  # "sim" | "mock" (Kiwoom's mock-trading server) | "real"
+    account: str  # masked
+    connected: bool
+
+
+class BrokerListener(abc.ABC):
+    """What a broker tells the engine. All calls happen on the Qt thread."""
+
+    @abc.abstractmethod
+    def on_quote(self, quote: Quote) -> None: ...
+
+    @abc.abstractmethod
+    def on_order(self, order: Order) -> None:
+        """Every change of an order (the full order as it now stands)."""
+
+    @abc.abstractmethod
+    def on_fill(self, fill: Fill) -> None: ...
+
+    @abc.abstractmethod
+    def on_position(self, position: Position) -> None:
+        """A position as it now stands (``qty`` 0 when closed)."""
+
+    @abc.abstractmethod
+    def on_account(self, account: Account) -> None: ...
+
+    @abc.abstractmethod
+    def on_connection(self, connected: bool, message: str) -> None:
+        """The broker connected (after reconciliation: ready for orders) or was lost, in words."""
+
+    def on_names(self, names: Dict[str, str]) -> None:  # noqa: B027 - optional hook
+        """Korean names of codes, when the broker learns them (code → name)."""
+
+
+class Broker(abc.ABC):
+    """The contract both the simulator and the Kiwoom adapter implement."""
+
+    name = "base"
+
+    def __init__(self, listener: BrokerListener) -> None:
+        self.listener = listener
+
+    # -- session ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def connect(self) -> None:
+        """Start connecting. Later: reconcile (positions, deposit, open orders are pushed to
+        the listener), then ``listener.on_connection(True, ...)``: only then are orders accepted."""
+
+    @abc.abstractmethod
+    def disconnect(self) -> None: ...
+
+    @abc.abstractmethod
+    def info(self) -> BrokerInfo: ...
+
+    # -- market data -----------------------------------------------------------------------
+    @abc.abstractmethod
+    def subscribe(self, codes: Sequence[str]) -> None:
+        """Stream quotes for these codes (in addition to those already streamed)."""
+
+    @abc.abstractmethod
+    def unsubscribe(self, codes: Sequence[str]) -> None: ...
+
+    def name_of(self, code: str) -> str:
+        """The Korean name of a code, or '' if unknown."""
+        return ""
+
+    def base_price(self, code: str) -> int:
+        """The previous close of a code (the base of the daily limits), or 0 if unknown."""
+        return 0
+
+    # -- orders ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def place_order(self, request: OrderRequest, done: Done) -> None:
+        """``done(Result.success(order_id=...))`` once the broker has the order, or a failure."""
+
+    @abc.abstractmethod
+    def cancel_order(self, order_id: str, cmd_id: str, done: Done) -> None: ...
+
+    @abc.abstractmethod
+    def modify_order(self, request: ModifyRequest, done: Done) -> None:
+        """``done(Result.success(order_id=<new id>))``."""
+
+    # -- queries (answers arrive through the listener) ---------------------------------------
+    @abc.abstractmethod
+    def query_positions(self) -> None: ...
+
+    @abc.abstractmethod
+    def query_open_orders(self) -> None: ...
+
+    @abc.abstractmethod
+    def query_account(self) -> None: ...
+
+    def open_orders(self) -> List[Order]:
+        """Orders the broker knows to be open right now (for cancel_all and halt)."""
+        return []
