@@ -13,14 +13,13 @@ Usage::
 
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import quote, urlsplit, urlunsplit
 
-if sys.version_info >= (3, 11):
-    import tomllib as _toml
-else:  # pragma: no cover - exercised on the Windows engine
+try:
+    import tomllib as _toml  # novermin - Python 3.11+; the engine on 3.8 uses tomli below
+except ImportError:  # pragma: no cover - exercised on the Windows engine
     import tomli as _toml
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config.toml"
