@@ -11,7 +11,10 @@ from typing import Dict, List, Optional, Tuple
 
 #: subcommand → (module run with ``python -m``, one-line description)
 SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
-    "demo": ("core.demo", "start Redis, the sim engine, the writer and a database, and open the console"),
+    "demo": (
+        "core.demo",
+        "start Redis, the sim engine, the writer and a database, and open the console",
+    ),
     "tui": ("tui", "open the trading console on a running engine"),
     "engine": ("engine32", "run the headless engine (sim or kiwoom)"),
     "writer": ("core.writer", "persist the event stream into PostgreSQL/TimescaleDB"),

@@ -68,22 +68,40 @@ def _codes(v: Any) -> bool:
 
 SCHEMA: Dict[str, Dict[str, Field]] = {
     "redis": {
-        "url": Field(str, "redis://127.0.0.1:6379/0", "a redis:// or rediss:// URL without a password",
-                     lambda v: v.startswith(("redis://", "rediss://", "unix://"))),
-        "prefix": Field(str, "kc", "a short name without spaces or glob characters",
-                        lambda v: bool(re.match(r"^[A-Za-z0-9_.-]{1,32}$", v))),
+        "url": Field(
+            str,
+            "redis://127.0.0.1:6379/0",
+            "a redis:// or rediss:// URL without a password",
+            lambda v: v.startswith(("redis://", "rediss://", "unix://")),
+        ),
+        "prefix": Field(
+            str,
+            "kc",
+            "a short name without spaces or glob characters",
+            lambda v: bool(re.match(r"^[A-Za-z0-9_.-]{1,32}$", v)),
+        ),
         "username": Field(str, "", "an ACL user name, or empty"),
         "password_file": Field(str, "", "the path of a file holding the Redis password, or empty"),
     },
     "database": {
-        "url": Field(str, "", "a postgresql:// DSN without a password, or empty for no database",
-                     lambda v: v == "" or v.startswith(("postgres://", "postgresql://"))),
-        "password_file": Field(str, "", "the path of a file holding the database password, or empty"),
+        "url": Field(
+            str,
+            "",
+            "a postgresql:// DSN without a password, or empty for no database",
+            lambda v: v == "" or v.startswith(("postgres://", "postgresql://")),
+        ),
+        "password_file": Field(
+            str, "", "the path of a file holding the database password, or empty"
+        ),
     },
     "engine": {
         "broker": Field(str, "sim", "sim or kiwoom", _one_of("sim", "kiwoom")),
-        "account": Field(str, "", "a Kiwoom account number (digits), or empty for the first one",
-                         lambda v: v == "" or v.replace("-", "").isdigit()),
+        "account": Field(
+            str,
+            "",
+            "a Kiwoom account number (digits), or empty for the first one",
+            lambda v: v == "" or v.replace("-", "").isdigit(),
+        ),
         "watchlist": Field(list, [], "a list of 6-character stock codes", _codes, item=str),
         "cmd_ttl_ms": Field(int, 5000, "a positive number of milliseconds", _positive),
         "dedupe_ttl_s": Field(int, 172800, "at least 86400 seconds (24 h)", lambda v: v >= 86400),
@@ -91,15 +109,25 @@ SCHEMA: Dict[str, Dict[str, Field]] = {
         "stream_maxlen": Field(int, 2000000, "a positive number of entries", _positive),
         "heartbeat_ms": Field(int, 1000, "100 to 1000 milliseconds", lambda v: 100 <= v <= 1000),
         "publish_buffer": Field(int, 100000, "a positive number of events", _positive),
-        "log_level": Field(str, "INFO", "DEBUG, INFO, WARNING or ERROR",
-                           _one_of("DEBUG", "INFO", "WARNING", "ERROR")),
+        "log_level": Field(
+            str,
+            "INFO",
+            "DEBUG, INFO, WARNING or ERROR",
+            _one_of("DEBUG", "INFO", "WARNING", "ERROR"),
+        ),
         "log_file": Field(str, "", "a path for JSON-lines logs, or empty"),
     },
     "engine.kiwoom": {
-        "control": Field(str, "engine32.brokers.kiwoom.control:create_control",
-                         "package.module:factory", lambda v: bool(re.match(r"^[\w.]+:\w+$", v))),
+        "control": Field(
+            str,
+            "engine32.brokers.kiwoom.control:create_control",
+            "package.module:factory",
+            lambda v: bool(re.match(r"^[\w.]+:\w+$", v)),
+        ),
         "login_timeout_s": Field(int, 120, "a positive number of seconds", _positive),
-        "real_screens_from": Field(int, 5000, "a 4-digit screen number", lambda v: 1000 <= v <= 9799),
+        "real_screens_from": Field(
+            int, 5000, "a 4-digit screen number", lambda v: 1000 <= v <= 9799
+        ),
     },
     "risk": {
         "max_order_value": Field(int, 50000000, "a positive KRW amount", _positive),
@@ -107,7 +135,9 @@ SCHEMA: Dict[str, Dict[str, Field]] = {
         "max_position_value": Field(int, 200000000, "a positive KRW amount", _positive),
         "max_open_orders": Field(int, 50, "a positive number of orders", _positive),
         "max_daily_loss": Field(int, 5000000, "a positive KRW amount", _positive),
-        "price_band_pct": Field(float, 10.0, "a percentage between 0 and 30", lambda v: 0 < v <= 30),
+        "price_band_pct": Field(
+            float, 10.0, "a percentage between 0 and 30", lambda v: 0 < v <= 30
+        ),
     },
     "surge": {
         "window_s": Field(int, 60, "a positive number of seconds", _positive),
@@ -121,15 +151,21 @@ SCHEMA: Dict[str, Dict[str, Field]] = {
         "seed": Field(int, 0, "an integer (0 picks a random seed)", _non_negative),
         "sessions": Field(str, "always", "always or krx", _one_of("always", "krx")),
         "quote_rate": Field(int, 200, "quotes per second across the universe", _positive),
-        "universe": Field(list, [], "a list of 6-character codes (empty: the built-in 40)", _codes, item=str),
-        "extra_codes": Field(int, 0, "a number of synthetic codes to add (for benchmarks)", _non_negative),
+        "universe": Field(
+            list, [], "a list of 6-character codes (empty: the built-in 40)", _codes, item=str
+        ),
+        "extra_codes": Field(
+            int, 0, "a number of synthetic codes to add (for benchmarks)", _non_negative
+        ),
         "cash": Field(int, 100000000, "a positive KRW amount", _positive),
         "commission_pct": Field(float, 0.015, "a percentage", _non_negative),
         "tax_kospi_pct": Field(float, 0.20, "a percentage", _non_negative),
         "tax_kosdaq_pct": Field(float, 0.20, "a percentage", _non_negative),
         "slippage_ticks": Field(int, 1, "a number of ticks", _non_negative),
         "volatility": Field(float, 1.0, "a multiplier", _positive),
-        "burst_every_s": Field(float, 30.0, "seconds between bursts on average (0 for none)", _non_negative),
+        "burst_every_s": Field(
+            float, 30.0, "seconds between bursts on average (0 for none)", _non_negative
+        ),
     },
     "tui": {
         "refresh_hz": Field(float, 10.0, "1 to 30 refreshes a second", lambda v: 1 <= v <= 30),
@@ -142,7 +178,9 @@ SCHEMA: Dict[str, Dict[str, Field]] = {
         "batch_rows": Field(int, 5000, "a positive number of rows", _positive),
         "batch_ms": Field(int, 100, "a positive number of milliseconds", _positive),
         "consumer": Field(str, "", "a consumer name (empty: host and pid)"),
-        "quotes_retention_days": Field(int, 365, "a number of days (0 keeps forever)", _non_negative),
+        "quotes_retention_days": Field(
+            int, 365, "a number of days (0 keeps forever)", _non_negative
+        ),
         "compress_after_days": Field(int, 7, "a positive number of days", _positive),
     },
 }
@@ -180,7 +218,9 @@ class Section:
 class Config:
     """Validated configuration. Secrets are held apart and never appear in ``repr``."""
 
-    def __init__(self, values: Dict[str, Dict[str, Any]], path: Optional[Path], secrets: Dict[str, str]) -> None:
+    def __init__(
+        self, values: Dict[str, Dict[str, Any]], path: Optional[Path], secrets: Dict[str, str]
+    ) -> None:
         self._values = values
         self.path = path
         self._secrets = secrets
@@ -205,7 +245,9 @@ class Config:
 
     def redis_url_with_auth(self) -> str:
         """The Redis URL with the ACL user and password (from the environment) put in. Never log it."""
-        return _with_auth(self._values["redis"]["url"], self._values["redis"]["username"], self.redis_password)
+        return _with_auth(
+            self._values["redis"]["url"], self._values["redis"]["username"], self.redis_password
+        )
 
     def database_url_with_auth(self) -> str:
         """The database DSN with its password put in ('' when no database). Never log it."""
@@ -227,7 +269,9 @@ def _with_auth(url: str, username: Optional[str], password: Optional[str]) -> st
     cred = quote(user, safe="")
     if password:
         cred += ":" + quote(password, safe="")
-    return urlunsplit((parts.scheme, "{}@{}".format(cred, host), parts.path, parts.query, parts.fragment))
+    return urlunsplit(
+        (parts.scheme, "{}@{}".format(cred, host), parts.path, parts.query, parts.fragment)
+    )
 
 
 def redact(url: str) -> str:
@@ -236,8 +280,14 @@ def redact(url: str) -> str:
 
 
 def _type_name(kind: type) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-            list: "a list", dict: "a table"}[kind]
+    return {
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        bool: "true or false",
+        list: "a list",
+        dict: "a table",
+    }[kind]
 
 
 def _coerce(raw: Any, field: Field, where: str) -> Any:
@@ -249,12 +299,16 @@ def _coerce(raw: Any, field: Field, where: str) -> Any:
         value = float(value)
     ok_type = isinstance(value, field.kind) and not (field.kind is int and isinstance(value, bool))
     if not ok_type:
-        raise ConfigError("{}: expected {} ({}), got {!r}".format(where, _type_name(field.kind), field.what, raw))
+        raise ConfigError(
+            "{}: expected {} ({}), got {!r}".format(where, _type_name(field.kind), field.what, raw)
+        )
     if field.item is not None:
         items = value.values() if isinstance(value, dict) else value
         for item in items:
             if not isinstance(item, field.item):
-                raise ConfigError("{}: expected {}, got an entry {!r}".format(where, field.what, item))
+                raise ConfigError(
+                    "{}: expected {}, got an entry {!r}".format(where, field.what, item)
+                )
     if field.check is not None and not field.check(value):
         raise ConfigError("{}: expected {}, got {!r}".format(where, field.what, raw))
     return value
@@ -279,7 +333,9 @@ def _from_text(text: str, field: Field, where: str) -> Any:
         pass
     if field.kind is dict:
         raise ConfigError("{}: a table cannot be set from the environment or a flag".format(where))
-    raise ConfigError("{}: expected {} ({}), got {!r}".format(where, _type_name(field.kind), field.what, text))
+    raise ConfigError(
+        "{}: expected {} ({}), got {!r}".format(where, _type_name(field.kind), field.what, text)
+    )
 
 
 def _read_toml(path: Path) -> Dict[str, Any]:
@@ -297,13 +353,17 @@ def _flatten_file(doc: Dict[str, Any], path: Path) -> List[Tuple[str, str, Any]]
     out: List[Tuple[str, str, Any]] = []
     for section, table in doc.items():
         if not isinstance(table, dict):
-            raise ConfigError("{}: {} must be a [section], not a top-level value".format(path, section))
+            raise ConfigError(
+                "{}: {} must be a [section], not a top-level value".format(path, section)
+            )
         if section == "engine" and isinstance(table.get("kiwoom"), dict):
             for key, value in table["kiwoom"].items():
                 out.append(("engine.kiwoom", key, value))
             table = {k: v for k, v in table.items() if k != "kiwoom"}
         if section not in SCHEMA:
-            raise ConfigError("{}: unknown section [{}] (known: {})".format(path, section, ", ".join(SCHEMA)))
+            raise ConfigError(
+                "{}: unknown section [{}] (known: {})".format(path, section, ", ".join(SCHEMA))
+            )
         for key, value in table.items():
             out.append((section, key, value))
     return out
@@ -326,7 +386,8 @@ def load_config(
         path = env.get("KC_CONFIG") or DEFAULT_PATH
     cfg_path = Path(path)
     values: Dict[str, Dict[str, Any]] = {
-        section: {key: _copy(field.default) for key, field in fields.items()} for section, fields in SCHEMA.items()
+        section: {key: _copy(field.default) for key, field in fields.items()}
+        for section, fields in SCHEMA.items()
     }
 
     def put(section: str, key: str, raw: Any, origin: str) -> None:
@@ -336,7 +397,9 @@ def load_config(
         field = SCHEMA[section].get(key)
         if field is None:
             known = ", ".join(SCHEMA[section])
-            raise ConfigError("{}: unknown key (known keys of [{}]: {})".format(where, section, known))
+            raise ConfigError(
+                "{}: unknown key (known keys of [{}]: {})".format(where, section, known)
+            )
         values[section][key] = _coerce(raw, field, where)
 
     doc = _read_toml(cfg_path) if (cfg_path.exists() or path != DEFAULT_PATH) else {}
@@ -348,8 +411,11 @@ def load_config(
                 )
             )
         if key in ("password", "api_key", "secret"):
-            raise ConfigError("[{}] {} (from {}): secrets do not belong in config.toml; use the environment".format(
-                section, key, cfg_path))
+            raise ConfigError(
+                "[{}] {} (from {}): secrets do not belong in config.toml; use the environment".format(
+                    section, key, cfg_path
+                )
+            )
         put(section, key, value, str(cfg_path))
 
     for name, dotted in ENV_KEYS.items():
@@ -365,18 +431,34 @@ def load_config(
             put(*_split_key(dotted), value, "command line")
 
     if values["surge"]["baseline_s"] <= values["surge"]["window_s"]:
-        raise ConfigError("[surge] baseline_s (from {}): expected more than window_s ({}), got {}".format(
-            cfg_path, values["surge"]["window_s"], values["surge"]["baseline_s"]))
+        raise ConfigError(
+            "[surge] baseline_s (from {}): expected more than window_s ({}), got {}".format(
+                cfg_path, values["surge"]["window_s"], values["surge"]["baseline_s"]
+            )
+        )
 
     secrets = {
-        "redis": _secret(env, "KC_REDIS_PASSWORD", values["redis"]["password_file"], "redis.password_file"),
-        "database": _secret(env, "KC_DATABASE_PASSWORD", values["database"]["password_file"], "database.password_file"),
+        "redis": _secret(
+            env, "KC_REDIS_PASSWORD", values["redis"]["password_file"], "redis.password_file"
+        ),
+        "database": _secret(
+            env,
+            "KC_DATABASE_PASSWORD",
+            values["database"]["password_file"],
+            "database.password_file",
+        ),
     }
     return Config(values, cfg_path, secrets)
 
 
 def _copy(value: Any) -> Any:
-    return list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict) else value
+    return (
+        list(value)
+        if isinstance(value, list)
+        else dict(value)
+        if isinstance(value, dict)
+        else value
+    )
 
 
 def _secret(env: Mapping[str, str], var: str, file_name: str, key: str) -> str:
@@ -386,6 +468,9 @@ def _secret(env: Mapping[str, str], var: str, file_name: str, key: str) -> str:
         try:
             return Path(file_name).expanduser().read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ConfigError("[{}] {}: cannot read the password file ({})".format(
-                key.split(".")[0], key.split(".")[1], exc.strerror)) from None
+            raise ConfigError(
+                "[{}] {}: cannot read the password file ({})".format(
+                    key.split(".")[0], key.split(".")[1], exc.strerror
+                )
+            ) from None
     return ""

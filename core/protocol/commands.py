@@ -150,7 +150,9 @@ class _Checker:
             raise self.fail(name, "{} must be {}, got {}".format(name, what, _show(value)))
         return value
 
-    def str_field(self, name: str, pattern: "re.Pattern[str]", required: bool, what: str) -> Optional[str]:
+    def str_field(
+        self, name: str, pattern: "re.Pattern[str]", required: bool, what: str
+    ) -> Optional[str]:
         if name not in self.obj or self.obj[name] is None:
             if required:
                 raise self.fail(name, "{} is required ({})".format(name, what))
@@ -168,7 +170,8 @@ class _Checker:
         value = self.obj[name]
         if not krx.is_valid_code(value):
             raise self.fail(
-                name, "code must be a 6-character stock code such as 005930, got {}".format(_show(value))
+                name,
+                "code must be a 6-character stock code such as 005930, got {}".format(_show(value)),
             )
         return value
 
@@ -178,15 +181,23 @@ def _decode_object(raw: Union[bytes, bytearray, str, Dict[str, Any]]) -> Dict[st
         return raw
     if isinstance(raw, (bytes, bytearray)):
         if len(raw) > MAX_RAW_BYTES:
-            raise ProtocolError(BAD_JSON, "command is too long ({} bytes, at most {})".format(len(raw), MAX_RAW_BYTES))
+            raise ProtocolError(
+                BAD_JSON,
+                "command is too long ({} bytes, at most {})".format(len(raw), MAX_RAW_BYTES),
+            )
         try:
             raw = bytes(raw).decode("utf-8")
         except UnicodeDecodeError:
             raise ProtocolError(BAD_JSON, "command is not UTF-8 text") from None
     if not isinstance(raw, str):
-        raise ProtocolError(BAD_JSON, "command must be a JSON object, got {}".format(type(raw).__name__))
+        raise ProtocolError(
+            BAD_JSON, "command must be a JSON object, got {}".format(type(raw).__name__)
+        )
     if len(raw) > MAX_RAW_BYTES:
-        raise ProtocolError(BAD_JSON, "command is too long ({} characters, at most {})".format(len(raw), MAX_RAW_BYTES))
+        raise ProtocolError(
+            BAD_JSON,
+            "command is too long ({} characters, at most {})".format(len(raw), MAX_RAW_BYTES),
+        )
     try:
         obj = json.loads(raw)
     except RecursionError:
@@ -195,7 +206,8 @@ def _decode_object(raw: Union[bytes, bytearray, str, Dict[str, Any]]) -> Dict[st
         raise ProtocolError(BAD_JSON, "command is not valid JSON: {}".format(exc)) from None
     if not isinstance(obj, dict):
         raise ProtocolError(
-            BAD_JSON, 'command must be a JSON object such as {{"cmd":"ping"}}, got {}'.format(_show(obj))
+            BAD_JSON,
+            'command must be a JSON object such as {{"cmd":"ping"}}, got {}'.format(_show(obj)),
         )
     return obj
 
@@ -207,7 +219,9 @@ def parse_command(raw: Union[bytes, bytearray, str, Dict[str, Any]]) -> Command:
     except ProtocolError:
         raise
     except Exception as exc:  # a bug here must still produce a reply, never crash the engine
-        raise ProtocolError(INVALID_ARGUMENT, "command could not be read: {}".format(type(exc).__name__)) from None
+        raise ProtocolError(
+            INVALID_ARGUMENT, "command could not be read: {}".format(type(exc).__name__)
+        ) from None
 
 
 def _parse(raw: Union[bytes, bytearray, str, Dict[str, Any]]) -> Command:
@@ -218,39 +232,60 @@ def _parse(raw: Union[bytes, bytearray, str, Dict[str, Any]]) -> Command:
     if cmd_id is not None and (not isinstance(cmd_id, str) or not ID_RE.match(cmd_id)):
         raise ProtocolError(
             INVALID_ARGUMENT,
-            "id must be 1-64 characters of letters, digits and _ . : -, got {}".format(_show(cmd_id)),
+            "id must be 1-64 characters of letters, digits and _ . : -, got {}".format(
+                _show(cmd_id)
+            ),
             field="id",
         )
     cmd = obj.get("cmd")
     cmd_name = cmd if isinstance(cmd, str) and cmd in COMMANDS else None
     check = _Checker(obj, cmd_id, cmd_name)
     if cmd is None:
-        raise check.fail("cmd", "cmd is required (one of {})".format(", ".join(COMMANDS)), UNKNOWN_COMMAND)
+        raise check.fail(
+            "cmd", "cmd is required (one of {})".format(", ".join(COMMANDS)), UNKNOWN_COMMAND
+        )
     if cmd_name is None:
         raise check.fail(
-            "cmd", "unknown command {} (known: {})".format(_show(cmd), ", ".join(COMMANDS)), UNKNOWN_COMMAND
+            "cmd",
+            "unknown command {} (known: {})".format(_show(cmd), ", ".join(COMMANDS)),
+            UNKNOWN_COMMAND,
         )
 
     allowed = set(COMMON_FIELDS) | set(ARGUMENTS[cmd_name])
     for key in obj:
         if key not in allowed:
             args = ", ".join(ARGUMENTS[cmd_name]) or "none"
-            raise check.fail(key, "unknown field {} for {} (its arguments: {})".format(_show(key), cmd_name, args))
+            raise check.fail(
+                key,
+                "unknown field {} for {} (its arguments: {})".format(_show(key), cmd_name, args),
+            )
 
     ts = check.int_field("ts", 0, 2**53, False, "milliseconds since the epoch")
     ttl_ms = check.int_field("ttl_ms", 1, MAX_TTL_MS, False, "a positive number of milliseconds")
     client = obj.get("client", "")
     if not isinstance(client, str) or len(client) > 64:
         raise check.fail("client", "client must be a string of at most 64 characters")
-    fields: Dict[str, Any] = {"cmd": cmd_name, "id": cmd_id, "ts": ts, "ttl_ms": ttl_ms, "client": client}
+    fields: Dict[str, Any] = {
+        "cmd": cmd_name,
+        "id": cmd_id,
+        "ts": ts,
+        "ttl_ms": ttl_ms,
+        "client": client,
+    }
 
     if cmd_name in ORDER_COMMANDS:
         fields.update(_parse_order(check))
     elif cmd_name == "cancel":
-        fields["order_id"] = check.str_field("order_id", ORDER_ID_RE, True, "the id of an open order")
+        fields["order_id"] = check.str_field(
+            "order_id", ORDER_ID_RE, True, "the id of an open order"
+        )
     elif cmd_name == "modify":
-        fields["order_id"] = check.str_field("order_id", ORDER_ID_RE, True, "the id of an open order")
-        fields["qty"] = check.int_field("qty", 1, MAX_QTY, False, "a positive whole number of shares")
+        fields["order_id"] = check.str_field(
+            "order_id", ORDER_ID_RE, True, "the id of an open order"
+        )
+        fields["qty"] = check.int_field(
+            "qty", 1, MAX_QTY, False, "a positive whole number of shares"
+        )
         fields["price"] = check.int_field("price", 1, MAX_PRICE, False, "a positive price in KRW")
         if fields["qty"] is None and fields["price"] is None:
             raise check.fail("qty", "modify needs a new qty, a new price, or both")
@@ -263,7 +298,10 @@ def _parse(raw: Union[bytes, bytearray, str, Dict[str, Any]]) -> Command:
     elif cmd_name == "halt":
         cancel_open = obj.get("cancel_open", False)
         if not isinstance(cancel_open, bool):
-            raise check.fail("cancel_open", "cancel_open must be true or false, got {}".format(_show(cancel_open)))
+            raise check.fail(
+                "cancel_open",
+                "cancel_open must be true or false, got {}".format(_show(cancel_open)),
+            )
         fields["cancel_open"] = cancel_open
     return Command(**fields)
 
@@ -278,10 +316,15 @@ def _parse_order(check: _Checker) -> Dict[str, Any]:
     if kind == MARKET:
         price = obj.get("price", 0)
         if price not in (0, None) or isinstance(price, bool):
-            raise check.fail("price", "a market order takes no price (omit it or send 0), got {}".format(_show(price)))
+            raise check.fail(
+                "price",
+                "a market order takes no price (omit it or send 0), got {}".format(_show(price)),
+            )
         price = 0
     else:
-        price = check.int_field("price", 1, MAX_PRICE, True, "a positive price in whole KRW for a limit order")
+        price = check.int_field(
+            "price", 1, MAX_PRICE, True, "a positive price in whole KRW for a limit order"
+        )
         assert price is not None
         if not krx.is_on_tick(price):
             raise check.fail("price", krx.check_price(price, price))
@@ -291,13 +334,25 @@ def _parse_order(check: _Checker) -> Dict[str, Any]:
 def _parse_codes(check: _Checker) -> Tuple[str, ...]:
     codes = check.obj.get("codes")
     if not isinstance(codes, list) or not codes:
-        raise check.fail("codes", 'codes must be a non-empty list of stock codes such as ["005930"], got {}'.format(_show(codes)))
+        raise check.fail(
+            "codes",
+            'codes must be a non-empty list of stock codes such as ["005930"], got {}'.format(
+                _show(codes)
+            ),
+        )
     if len(codes) > MAX_CODES:
-        raise check.fail("codes", "codes has {} entries, at most {} at once".format(len(codes), MAX_CODES))
+        raise check.fail(
+            "codes", "codes has {} entries, at most {} at once".format(len(codes), MAX_CODES)
+        )
     out = []
     for code in codes:
         if not krx.is_valid_code(code):
-            raise check.fail("codes", "codes must hold 6-character stock codes such as 005930, got {}".format(_show(code)))
+            raise check.fail(
+                "codes",
+                "codes must hold 6-character stock codes such as 005930, got {}".format(
+                    _show(code)
+                ),
+            )
         if code not in out:
             out.append(code)
     return tuple(out)
@@ -342,7 +397,9 @@ def make_reply(
     return reply
 
 
-def error_reply(cmd_id: Optional[str], cmd: Optional[str], code: str, message: str) -> Dict[str, Any]:
+def error_reply(
+    cmd_id: Optional[str], cmd: Optional[str], code: str, message: str
+) -> Dict[str, Any]:
     return make_reply(cmd_id, cmd, error=ProtocolError(code, message))
 
 

@@ -70,7 +70,9 @@ class Keys:
         """The topic of a ``P:ev:<topic>`` channel name (the inverse of :meth:`ev`)."""
         head = self.prefix + ":ev:"
         if not channel.startswith(head):
-            raise ValueError("{!r} is not an event channel of prefix {!r}".format(channel, self.prefix))
+            raise ValueError(
+                "{!r} is not an event channel of prefix {!r}".format(channel, self.prefix)
+            )
         return channel[len(head) :]
 
     def all_state(self) -> Tuple[str, ...]:

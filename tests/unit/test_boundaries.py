@@ -17,25 +17,47 @@ def tool(name: str) -> str:
         return str(path)
     found = shutil.which(name)
     if not found:
-        pytest.fail("{} is not installed: run make test (it installs the dev dependencies)".format(name))
+        pytest.fail(
+            "{} is not installed: run make test (it installs the dev dependencies)".format(name)
+        )
     return found
 
 
 def test_engine_side_runs_on_python_38():
     result = subprocess.run(
-        [tool("vermin"), "--target=3.8-", "--violations", "--no-tips", "--eval-annotations",
-         "engine32", "core/protocol", "core/config.py"],
-        cwd=ROOT, capture_output=True, text=True,
+        [
+            tool("vermin"),
+            "--target=3.8-",
+            "--violations",
+            "--no-tips",
+            "--eval-annotations",
+            "engine32",
+            "core/protocol",
+            "core/config.py",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_vermin_would_catch_a_violation(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("def f(x: int | None) -> list[int]:\n    match x:\n        case _:\n            return []\n")
+    bad.write_text(
+        "def f(x: int | None) -> list[int]:\n    match x:\n        case _:\n            return []\n"
+    )
     result = subprocess.run(
-        [tool("vermin"), "--target=3.8-", "--violations", "--no-tips", "--eval-annotations", str(bad)],
-        capture_output=True, text=True,
+        [
+            tool("vermin"),
+            "--target=3.8-",
+            "--violations",
+            "--no-tips",
+            "--eval-annotations",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode != 0
 

@@ -24,17 +24,25 @@ def test_checked_in_file_is_valid_and_documents_every_key():
             if key == "keymap":
                 assert "[tui.keymap]" in text
                 continue
-            assert "\n{} = ".format(key) in text, "{} {} is not documented in config.toml".format(section, key)
+            assert "\n{} = ".format(key) in text, "{} {} is not documented in config.toml".format(
+                section, key
+            )
 
 
 def test_precedence_file_then_env_then_flags(tmp_path):
-    path = write(tmp_path, '[redis]\nurl = "redis://10.0.0.1:6379/0"\n[risk]\nmax_order_qty = 100\n')
+    path = write(
+        tmp_path, '[redis]\nurl = "redis://10.0.0.1:6379/0"\n[risk]\nmax_order_qty = 100\n'
+    )
     cfg = load_config(path, environ={})
     assert cfg.redis.url == "redis://10.0.0.1:6379/0" and cfg.risk.max_order_qty == 100
     env = {"KC_REDIS_URL": "redis://10.0.0.2:6379/0", "KC_RISK__MAX_ORDER_QTY": "200"}
     cfg = load_config(path, environ=env)
     assert cfg.redis.url == "redis://10.0.0.2:6379/0" and cfg.risk.max_order_qty == 200
-    cfg = load_config(path, environ=env, overrides={"redis.url": "redis://10.0.0.3:1/0", "risk.max_order_qty": None})
+    cfg = load_config(
+        path,
+        environ=env,
+        overrides={"redis.url": "redis://10.0.0.3:1/0", "risk.max_order_qty": None},
+    )
     assert cfg.redis.url == "redis://10.0.0.3:1/0" and cfg.risk.max_order_qty == 200
 
 
@@ -49,13 +57,13 @@ def test_kiwoom_subsection_from_file_and_env(tmp_path):
     "text, words",
     [
         ("[risk]\nmax_order_qty = -5\n", "[risk] max_order_qty"),
-        ("[risk]\nmax_order_qty = \"many\"\n", "expected an integer"),
-        ("[engine]\nbroker = \"ib\"\n", "sim or kiwoom"),
-        ("[engine]\nwatchlist = [\"5930\"]\n", "6-character"),
+        ('[risk]\nmax_order_qty = "many"\n', "expected an integer"),
+        ('[engine]\nbroker = "ib"\n', "sim or kiwoom"),
+        ('[engine]\nwatchlist = ["5930"]\n', "6-character"),
         ("[nope]\nx = 1\n", "unknown section [nope]"),
-        ("[redis]\nurll = \"x\"\n", "unknown key"),
-        ("[redis]\nurl = \"redis://u:hunter2@h:6379/0\"\n", "holds a password"),
-        ("[database]\npassword = \"hunter2\"\n", "secrets do not belong"),
+        ('[redis]\nurll = "x"\n', "unknown key"),
+        ('[redis]\nurl = "redis://u:hunter2@h:6379/0"\n', "holds a password"),
+        ('[database]\npassword = "hunter2"\n', "secrets do not belong"),
         ("[surge]\nwindow_s = 600\nbaseline_s = 60\n", "more than window_s"),
         ("[risk\n", "not valid TOML"),
     ],

@@ -11,8 +11,22 @@ from core.protocol import krx
 
 @pytest.mark.parametrize(
     "price, tick",
-    [(1, 1), (1999, 1), (2000, 5), (4995, 5), (5000, 10), (19990, 10), (20000, 50), (49950, 50),
-     (50000, 100), (199900, 100), (200000, 500), (499500, 500), (500000, 1000), (2_000_000, 1000)],
+    [
+        (1, 1),
+        (1999, 1),
+        (2000, 5),
+        (4995, 5),
+        (5000, 10),
+        (19990, 10),
+        (20000, 50),
+        (49950, 50),
+        (50000, 100),
+        (199900, 100),
+        (200000, 500),
+        (499500, 500),
+        (500000, 1000),
+        (2_000_000, 1000),
+    ],
 )
 def test_tick_table_since_2023(price, tick):
     assert krx.tick_size(price) == tick
@@ -71,5 +85,9 @@ def test_sessions_in_kst():
 
 def test_codes():
     assert krx.is_valid_code("005930") and krx.is_valid_code("0001A0")
-    assert not krx.is_valid_code("5930") and not krx.is_valid_code(5930) and not krx.is_valid_code("005930 ")
+    assert (
+        not krx.is_valid_code("5930")
+        and not krx.is_valid_code(5930)
+        and not krx.is_valid_code("005930 ")
+    )
     assert krx.normalize_code("A005930") == "005930"

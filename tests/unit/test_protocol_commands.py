@@ -19,7 +19,14 @@ def error_of(raw):
 
 def test_the_protocol_example_parses():
     cmd = parse_command('{"id":"s1","cmd":"buy","code":"005930","qty":10,"price":70000}')
-    assert (cmd.id, cmd.cmd, cmd.code, cmd.qty, cmd.price, cmd.type) == ("s1", "buy", "005930", 10, 70000, "limit")
+    assert (cmd.id, cmd.cmd, cmd.code, cmd.qty, cmd.price, cmd.type) == (
+        "s1",
+        "buy",
+        "005930",
+        10,
+        70000,
+        "limit",
+    )
     assert cmd.side == "buy" and cmd.is_trading
 
 
@@ -42,15 +49,50 @@ def test_market_order_takes_no_price():
         ('{"cmd":"ping","id":"bad id!"}', INVALID_ARGUMENT, "id", "id must be"),
         ('{"cmd":"ping","id":""}', INVALID_ARGUMENT, "id", "id must be"),
         ('{"cmd":"ping","id":"' + "x" * 65 + '"}', INVALID_ARGUMENT, "id", "id must be"),
-        ('{"cmd":"buy","code":"5930","qty":1,"price":70000}', INVALID_ARGUMENT, "code", "6-character"),
+        (
+            '{"cmd":"buy","code":"5930","qty":1,"price":70000}',
+            INVALID_ARGUMENT,
+            "code",
+            "6-character",
+        ),
         ('{"cmd":"buy","code":"005930","qty":-5,"price":70000}', INVALID_ARGUMENT, "qty", "got -5"),
-        ('{"cmd":"buy","code":"005930","qty":1.5,"price":70000}', INVALID_ARGUMENT, "qty", "whole number"),
-        ('{"cmd":"buy","code":"005930","qty":"10","price":70000}', INVALID_ARGUMENT, "qty", "whole number"),
-        ('{"cmd":"buy","code":"005930","qty":true,"price":70000}', INVALID_ARGUMENT, "qty", "whole number"),
+        (
+            '{"cmd":"buy","code":"005930","qty":1.5,"price":70000}',
+            INVALID_ARGUMENT,
+            "qty",
+            "whole number",
+        ),
+        (
+            '{"cmd":"buy","code":"005930","qty":"10","price":70000}',
+            INVALID_ARGUMENT,
+            "qty",
+            "whole number",
+        ),
+        (
+            '{"cmd":"buy","code":"005930","qty":true,"price":70000}',
+            INVALID_ARGUMENT,
+            "qty",
+            "whole number",
+        ),
         ('{"cmd":"buy","code":"005930","qty":1}', INVALID_ARGUMENT, "price", "price is required"),
-        ('{"cmd":"buy","code":"005930","qty":1,"price":70010}', INVALID_ARGUMENT, "price", "100 KRW tick"),
-        ('{"cmd":"buy","code":"005930","qty":1,"price":70000,"type":"stop"}', INVALID_ARGUMENT, "type", "limit or market"),
-        ('{"cmd":"buy","code":"005930","qty":1,"prcie":70000}', INVALID_ARGUMENT, "prcie", "unknown field"),
+        (
+            '{"cmd":"buy","code":"005930","qty":1,"price":70010}',
+            INVALID_ARGUMENT,
+            "price",
+            "100 KRW tick",
+        ),
+        (
+            '{"cmd":"buy","code":"005930","qty":1,"price":70000,"type":"stop"}',
+            INVALID_ARGUMENT,
+            "type",
+            "limit or market",
+        ),
+        (
+            '{"cmd":"buy","code":"005930","qty":1,"prcie":70000}',
+            INVALID_ARGUMENT,
+            "prcie",
+            "unknown field",
+        ),
         ('{"cmd":"cancel"}', INVALID_ARGUMENT, "order_id", "order_id is required"),
         ('{"cmd":"modify","order_id":"S1"}', INVALID_ARGUMENT, "qty", "new qty, a new price"),
         ('{"cmd":"subscribe","codes":"005930"}', INVALID_ARGUMENT, "codes", "list"),
@@ -98,7 +140,10 @@ def test_reply_shapes():
     ok = make_reply("s1", "buy", result={"order_id": "S1"}, ts=5)
     assert ok == {"id": "s1", "cmd": "buy", "ok": True, "ts": 5, "result": {"order_id": "S1"}}
     bad = make_reply("s1", "buy", error=ProtocolError(INVALID_ARGUMENT, "qty must be ..."), ts=5)
-    assert bad["ok"] is False and bad["error"] == {"code": INVALID_ARGUMENT, "message": "qty must be ..."}
+    assert bad["ok"] is False and bad["error"] == {
+        "code": INVALID_ARGUMENT,
+        "message": "qty must be ...",
+    }
     assert decode_reply(encode_reply(bad)) == bad
     with pytest.raises(ProtocolError):
         decode_reply('{"ok": false, "error": {"code": "NOPE"}}')
@@ -106,11 +151,27 @@ def test_reply_shapes():
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 field_names = st.sampled_from(
-    ["id", "cmd", "ts", "ttl_ms", "code", "qty", "price", "type", "order_id", "codes", "cancel_open", "client", "x"]
+    [
+        "id",
+        "cmd",
+        "ts",
+        "ttl_ms",
+        "code",
+        "qty",
+        "price",
+        "type",
+        "order_id",
+        "codes",
+        "cancel_open",
+        "client",
+        "x",
+    ]
 )
 plausible = st.dictionaries(
     field_names,
@@ -125,7 +186,9 @@ plausible = st.dictionaries(
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.one_of(st.binary(max_size=200), st.text(max_size=200), plausible, plausible.map(json.dumps)))
+@given(
+    st.one_of(st.binary(max_size=200), st.text(max_size=200), plausible, plausible.map(json.dumps))
+)
 def test_no_input_makes_the_parser_raise_anything_but_its_own_error(raw):
     try:
         cmd = parse_command(raw)

@@ -4,13 +4,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.protocol import Envelope, Keys, Order, ProtocolError, Quote, decode_envelope, mask_account, new_run_id
+from core.protocol import (
+    Envelope,
+    Keys,
+    Order,
+    ProtocolError,
+    Quote,
+    decode_envelope,
+    mask_account,
+    new_run_id,
+)
 from core.protocol.envelope import EVENT_TYPES
 
 
 def test_keys_follow_the_protocol_names():
     k = Keys("kc")
-    assert k.cmd == "kc:cmd" and k.cmd_processing == "kc:cmd:processing" and k.cmd_dead == "kc:cmd:dead"
+    assert (
+        k.cmd == "kc:cmd"
+        and k.cmd_processing == "kc:cmd:processing"
+        and k.cmd_dead == "kc:cmd:dead"
+    )
     assert k.reply("s1") == "kc:reply:s1" and k.ev("quotes") == "kc:ev:quotes"
     assert k.events == "kc:events" and k.state_watchlist == "kc:state:watchlist"
     assert k.engine == "kc:engine" and k.engine_alive == "kc:engine:alive"
@@ -29,7 +42,9 @@ def test_run_ids_are_unique_and_dated():
 
 
 def test_korean_names_stay_readable_on_the_wire():
-    env = Envelope("order", "r1", 1, 1795400000123, Order("S1", "005930", "buy", 10, name="삼성전자").to_dict())
+    env = Envelope(
+        "order", "r1", 1, 1795400000123, Order("S1", "005930", "buy", 10, name="삼성전자").to_dict()
+    )
     assert "삼성전자" in env.encode()
     assert decode_envelope(env.encode().encode("utf-8")) == env
 
