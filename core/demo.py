@@ -1,0 +1,182 @@
+"""``kc demo``: the whole console on one machine — Redis, the simulated market, the writer with
+PostgreSQL, and the TUI — on private ports under a data directory.
+
+Quitting the console stops everything it started; nothing is left running.
+"""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Dict, List, Optional
+
+import redis
+
+from core.config import ConfigError, load_config
+from core.devservers import PostgresServer, RedisServer
+from core.protocol import Keys
+
+READY_TIMEOUT_S = 30.0
+
+
+class Child:
+    """A child process whose output goes to a log file; stopped politely, then firmly."""
+
+    def __init__(self, name: str, argv: List[str], log_path: Path, env: Dict[str, str]) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 - lives as long as the child
+        self.proc = subprocess.Popen(
+            argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(
+                self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+            )
+        except OSError:
+            return ""
+
+
+def wait_engine_ready(url: str, keys: Keys, engine: Child, timeout: float) -> None:
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if not engine.alive():
+                raise RuntimeError("the engine exited at start:\n" + engine.tail())
+            state = client.hget(keys.engine, "state")
+            if state == b"ready" and client.exists(keys.engine_alive):
+                return
+            time.sleep(0.1)
+    finally:
+        client.close()
+    raise RuntimeError(
+        "the engine did not become ready within {:g} s:\n{}".format(timeout, engine.tail())
+    )
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="kc demo", description=__doc__)
+    parser.add_argument(
+        "--data-dir", default=".demo", help="where servers keep data and logs (default .demo)"
+    )
+    parser.add_argument(
+        "--no-db", action="store_true", help="no database and no writer (charts from live quotes)"
+    )
+    parser.add_argument(
+        "--no-tui", action="store_true", help="start everything but the console; Ctrl-C stops it"
+    )
+    parser.add_argument("--config", help="config file (default: $KC_CONFIG or config.toml)")
+    parser.add_argument("--seed", type=int, help="simulator seed (same seed, same market)")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print("kc demo: {}".format(exc), file=sys.stderr)
+        return 2
+
+    data = Path(args.data_dir).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    prefix = cfg.redis.prefix
+    keys = Keys(prefix)
+    children: List[Child] = []
+    servers: list = []
+    env = dict(os.environ)
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    env.pop("KC_REDIS_PASSWORD", None)
+    try:
+        print("kc demo: starting Redis ...", flush=True)
+        redis_server = RedisServer(data / "redis")
+        redis_server.start()
+        servers.append(redis_server)
+        env["KC_REDIS_URL"] = redis_server.url
+        env["KC_PREFIX"] = prefix
+
+        dsn = ""
+        if not args.no_db:
+            print("kc demo: starting PostgreSQL ...", flush=True)
+            pg = PostgresServer(data / "postgres")
+            pg.start()
+            servers.append(pg)
+            dsn = pg.dsn
+            env["KC_DATABASE_URL"] = dsn
+
+        engine_argv = [
+            sys.executable,
+            "-m",
+            "engine32",
+            "--broker",
+            "sim",
+            "--redis",
+            redis_server.url,
+            "--prefix",
+            prefix,
+        ]
+        if args.config:
+            engine_argv += ["--config", args.config]
+        if args.seed is not None:
+            env["KC_SIM__SEED"] = str(args.seed)
+        print("kc demo: starting the simulated market engine ...", flush=True)
+        engine = Child("engine", engine_argv, data / "engine.log", env)
+        children.append(engine)
+        if dsn:
+            writer_argv = [
+                sys.executable,
+                "-m",
+                "core.writer",
+                "--redis",
+                redis_server.url,
+                "--dsn",
+                dsn,
+                "--prefix",
+                prefix,
+            ]
+            children.append(Child("writer", writer_argv, data / "writer.log", env))
+        wait_engine_ready(redis_server.url, keys, engine, READY_TIMEOUT_S)
+        print("kc demo: ready — Redis {}, logs in {}".format(redis_server.url, data), flush=True)
+
+        if args.no_tui:
+            print("kc demo: running without the console; Ctrl-C stops everything", flush=True)
+            try:
+                while all(c.alive() for c in children):
+                    time.sleep(0.5)
+            except KeyboardInterrupt:
+                pass
+            return 0
+        tui_argv = [sys.executable, "-m", "tui", "--redis", redis_server.url, "--prefix", prefix]
+        if args.config:
+            tui_argv += ["--config", args.config]
+        return subprocess.call(tui_argv, env=env)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # show why, then clean up
+        print("kc demo: {}".format(exc), file=sys.stderr)
+        return 1
+    finally:
+        for child in reversed(children):
+            child.stop()
+        for server in reversed(servers):
+            server.stop()
+        print("kc demo: stopped everything", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
