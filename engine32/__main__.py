@@ -1,0 +1,182 @@
+"""``python -m engine32``: run the headless engine.
+
+Exit codes: 0 after SIGINT/SIGTERM (stopping cleanly), 2 for a bad configuration or flag,
+3 when another engine is alive on the same Redis prefix.
+"""
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+from core.config import ConfigError, load_config, redact
+
+from . import __version__
+
+log = logging.getLogger("engine32")
+
+#: How often Python gets control inside the Qt loop to run signal handlers (ms).
+SIGNAL_POLL_MS = 100
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m engine32",
+        description="The headless trading engine: runs a broker (the KRX simulator or Kiwoom "
+        "OpenAPI+) and is controlled through Redis (docs/protocol.md, docs/scripting.md).",
+    )
+    parser.add_argument(
+        "--broker", choices=("sim", "kiwoom"), help="broker adapter (config [engine] broker)"
+    )
+    parser.add_argument(
+        "--config", help="config file (default $KC_CONFIG or the repository's config.toml)"
+    )
+    parser.add_argument(
+        "--redis", metavar="URL", help="Redis URL without a password (config [redis] url)"
+    )
+    parser.add_argument("--prefix", help="key prefix (config [redis] prefix)")
+    parser.add_argument(
+        "--log-file", help="also write JSON-lines logs here (config [engine] log_file)"
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="config [engine] log_level",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override any config key, e.g. --set sim.seed=7 --set risk.max_order_qty=100",
+    )
+    parser.add_argument("--version", action="version", version="engine32 " + __version__)
+    return parser.parse_args(argv)
+
+
+def overrides_of(args: argparse.Namespace) -> Dict[str, Any]:
+    out: Dict[str, Any] = {
+        "engine.broker": args.broker,
+        "redis.url": args.redis,
+        "redis.prefix": args.prefix,
+        "engine.log_file": args.log_file,
+        "engine.log_level": args.log_level,
+    }
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key:
+            raise ConfigError("--set {!r}: expected SECTION.KEY=VALUE".format(item))
+        out[key.strip()] = value
+    return out
+
+
+def _other_engine_alive(client: Any, keys: Any, wait_s: float) -> bool:
+    """True if another engine keeps refreshing the heartbeat for ``wait_s`` seconds (a killed
+    one's key expires within 3 s: then we go on, and the restart rule applies)."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if not client.exists(keys.engine_alive):
+            return False
+        time.sleep(0.1)
+    return bool(client.exists(keys.engine_alive))
+
+
+def _initial_watchlist(config: Any, url: str) -> Optional[List[str]]:
+    """The watchlist kept in Redis from the previous run, or None (use the config's); also
+    refuses to start next to a live engine."""
+    import redis
+
+    from core.protocol import Keys
+
+    keys = Keys(config.redis.prefix)
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            if _other_engine_alive(client, keys, 3.5):
+                raise SystemExit(3)
+            codes = [c.decode() for c in client.lrange(keys.state_watchlist, 0, -1)]
+        finally:
+            client.close()
+    except redis.RedisError as exc:
+        log.warning(
+            "Redis at %s not reachable at start (%s); going on, will retry",
+            redact(config.redis.url),
+            exc,
+        )
+        return None
+    return codes or None
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = load_config(args.config, overrides=overrides_of(args))
+    except ConfigError as exc:
+        print("engine32: configuration error: {}".format(exc), file=sys.stderr)
+        return 2
+
+    from .logsetup import setup_logging
+
+    setup_logging(config.engine.log_level, config.engine.log_file)
+    sys.setswitchinterval(0.001)  # hand the GIL over quickly between the loop and the workers
+
+    url = config.redis_url_with_auth()
+    try:
+        watchlist = _initial_watchlist(config, url)
+    except SystemExit:
+        log.error(
+            "another engine is alive on prefix %s (its %s:engine:alive keeps being refreshed); not starting",
+            config.redis.prefix,
+            config.redis.prefix,
+        )
+        return 3
+
+    if config.engine.broker == "kiwoom":
+        from PyQt5.QtWidgets import QApplication as AppClass
+    else:
+        from PyQt5.QtCore import QCoreApplication as AppClass  # type: ignore[assignment]
+    from PyQt5.QtCore import QTimer
+
+    from .app import Engine
+
+    app = AppClass(sys.argv[:1])
+    exit_code = {"code": 0}
+
+    def stopped(code: int) -> None:
+        exit_code["code"] = code
+        app.exit(code)
+
+    try:
+        engine = Engine(config, url, watchlist=watchlist, on_stopped=stopped)
+    except Exception as exc:  # noqa: BLE001 - a broker that cannot be built ends the run, in words
+        log.exception("cannot start the engine: %s", exc)
+        return 1
+
+    stop_requested = {"signal": 0}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop_requested["signal"] = signum
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    def poll_signals() -> None:
+        if stop_requested["signal"]:
+            log.info("signal %d received", stop_requested["signal"])
+            stop_requested["signal"] = 0
+            engine.request_stop()
+
+    signal_timer = QTimer()
+    signal_timer.setInterval(SIGNAL_POLL_MS)
+    signal_timer.timeout.connect(poll_signals)
+    signal_timer.start()
+
+    QTimer.singleShot(0, engine.start)
+    app.exec_()
+    return exit_code["code"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

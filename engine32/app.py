@@ -1,0 +1,416 @@
+"""The engine: wires the broker, the books, the dispatcher, the command thread and the
+publisher together on the Qt main thread.
+
+Everything here runs on the Qt thread. The command thread and the publisher thread talk to
+it only through queued Qt signals (:class:`Bridge`); it talks to them only through the
+publisher's buffer and the consumer's stop flag. Each event gets the next ``seq`` here.
+"""
+
+import collections
+import logging
+import os
+import socket
+import time
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence
+
+from PyQt5.QtCore import QObject, Qt, QTimer, pyqtSignal
+
+from core.config import redact
+from core.protocol import Envelope, Keys, new_run_id, now_ms
+from core.protocol.events import Account, Fill, LogRecord, Order, Position, Quote, Surge
+
+from . import __version__
+from .books import Books
+from .brokers import create_broker
+from .brokers.base import Broker, BrokerListener
+from .consumer import CommandConsumer, Taken
+from .dispatcher import Dispatcher, EngineStatus, Hooks
+from .logsetup import attach_event_handler
+from .publisher import Event, Op, Publisher, QuotesEvent, ReplyEvent, Writes, dumps
+from .risk import RiskLimits
+
+log = logging.getLogger("engine32.app")
+
+SURGE_KEEP = 200
+HEARTBEAT_PX = 3000
+#: How often the stop sequence checks whether everything is answered (ms), and its limit (s).
+STOP_POLL_MS = 20
+STOP_LIMIT_S = 15.0
+
+
+class Bridge(QObject):
+    """Queued signals from the worker threads to the Qt thread."""
+
+    taken = pyqtSignal(object)
+    reconnected = pyqtSignal()
+    log_record = pyqtSignal(object)
+
+
+def _surge_detector(config: Any) -> Any:
+    try:
+        from .surge import SurgeDetector
+    except ImportError:
+        log.warning("engine32.surge is not available: no surge alerts")
+        return None
+    s = config.surge
+    return SurgeDetector(
+        s.window_s, s.baseline_s, s.min_change_pct, s.min_volume_ratio, s.cooldown_s
+    )
+
+
+class Engine(BrokerListener):
+    """One engine run. :meth:`start` after the Qt application exists; :meth:`request_stop`
+    (from a signal handler's flag, on the Qt thread) ends it and calls ``on_stopped(code)``."""
+
+    def __init__(
+        self,
+        config: Any,
+        redis_url: str,
+        watchlist: Optional[Sequence[str]] = None,
+        broker_factory: Callable[[Any, BrokerListener], Broker] = create_broker,
+        on_stopped: Optional[Callable[[int], None]] = None,
+    ) -> None:
+        self.config = config
+        self.keys = Keys(config.redis.prefix)
+        self.run_id = new_run_id()
+        self.started_at = now_ms()
+        self.seq = 0
+        self.on_stopped = on_stopped
+        self.status = EngineStatus()
+        self.books = Books(config.engine.watchlist if watchlist is None else watchlist)
+        self.surge_list: Deque[str] = collections.deque(maxlen=SURGE_KEEP)
+        self._pending_quotes: List[Quote] = []
+        self._received = 0
+        self._last_error = ""
+        self._stop_deadline = 0.0
+        engine_cfg = config.engine
+
+        self.bridge = Bridge()
+        self.bridge.taken.connect(self._on_taken, Qt.QueuedConnection)
+        self.bridge.reconnected.connect(self.republish, Qt.QueuedConnection)
+        self.bridge.log_record.connect(self._on_log_record, Qt.QueuedConnection)
+
+        self.publisher = Publisher(
+            redis_url,
+            self.keys,
+            capacity=engine_cfg.publish_buffer,
+            stream_maxlen=engine_cfg.stream_maxlen,
+            on_reconnect=self.bridge.reconnected.emit,
+        )
+        self.consumer = CommandConsumer(
+            redis_url,
+            self.keys,
+            deliver=self._deliver,
+            cmd_ttl_ms=engine_cfg.cmd_ttl_ms,
+            dedupe_ttl_s=engine_cfg.dedupe_ttl_s,
+        )
+        self._delivered = 0
+        self.broker = broker_factory(config, self)
+        self.surge = _surge_detector(config)
+        self.dispatcher = Dispatcher(
+            self.broker,
+            self.books,
+            RiskLimits.from_config(config),
+            self.status,
+            Hooks(
+                respond=self.respond,
+                engine_fields=self.engine_fields,
+                state_changed=self.publish_status,
+                watchlist_changed=self.publish_watchlist,
+                snapshot=self.snapshot,
+            ),
+        )
+        self._log_handler = attach_event_handler(self.bridge.log_record.emit)
+
+        self._timers: List[QTimer] = []
+        self._autostart: List[QTimer] = []
+        self._flush_timer = self._timer(engine_cfg.quote_flush_ms, self.flush_quotes)
+        self._heartbeat_timer = self._timer(engine_cfg.heartbeat_ms, self.heartbeat)
+        self._watchdog_timer = self._timer(500, self.dispatcher.expire)
+        self._stop_timer = self._timer(STOP_POLL_MS, self._stop_step, start=False)
+
+    def _timer(self, ms: int, slot: Callable[[], Any], start: bool = True) -> QTimer:
+        timer = QTimer()
+        timer.setInterval(ms)
+        timer.timeout.connect(slot)
+        self._timers.append(timer)
+        if start:
+            self._autostart.append(timer)
+        return timer
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        info = self.broker.info()
+        log.info(
+            "engine %s starting: run %s, broker %s (%s), Redis %s, prefix %s",
+            __version__,
+            self.run_id,
+            info.broker,
+            info.mode,
+            redact(self.config.redis.url),
+            self.keys.prefix,
+        )
+        self.publisher.start()
+        # A fresh run starts from empty state: the broker's reconciliation fills it again.
+        self.publisher.put(Writes(self._snapshot_ops(include_surge=False)))
+        self.publish_status()
+        self.heartbeat()
+        for timer in self._autostart:
+            timer.start()
+        self.broker.connect()
+        self.consumer.start()
+
+    def request_stop(self) -> None:
+        """Stop taking commands, answer those taken, flush, then ``on_stopped(0)``."""
+        if self.status.stopping:
+            return
+        log.info("stopping: no more commands; answering those taken")
+        self.status.stopping = True
+        self.consumer.stop()
+        self.publish_status()
+        self._stop_deadline = time.monotonic() + STOP_LIMIT_S
+        self._stop_timer.start()
+
+    def _stop_step(self) -> None:
+        consumer_done = not self.consumer.is_alive() and self._received == self._delivered
+        if (
+            consumer_done and self.dispatcher.in_flight == 0
+        ) or time.monotonic() > self._stop_deadline:
+            if self.dispatcher.in_flight:
+                self.dispatcher.expire(float("inf"))
+            self._stop_timer.stop()
+            self._finish_stop()
+
+    def _finish_stop(self) -> None:
+        for timer in self._timers:
+            timer.stop()
+        self.flush_quotes()
+        try:
+            self.broker.disconnect()
+        except Exception:  # noqa: BLE001 - stopping goes on
+            log.exception("broker disconnect failed")
+        self.publisher.put(Writes([("DEL", self.keys.engine_alive)]))
+        drained = self.publisher.stop(timeout=5.0)
+        logging.getLogger("engine32").removeHandler(self._log_handler)
+        log.info(
+            "stopped (run %s, last seq %d%s)",
+            self.run_id,
+            self.seq,
+            "" if drained else ", unflushed events lost",
+        )
+        if self.on_stopped is not None:
+            self.on_stopped(0)
+
+    # -- events ------------------------------------------------------------------------------
+    def _envelope(self, etype: str, data: Dict[str, Any]) -> Envelope:
+        self.seq += 1
+        return Envelope(etype, self.run_id, self.seq, now_ms(), data)
+
+    def emit(self, etype: str, data: Dict[str, Any], state: Sequence[Op] = ()) -> None:
+        self.publisher.put(Event(self._envelope(etype, data), state))
+
+    def respond(self, taken: Taken, reply: Dict[str, Any]) -> None:
+        remember = self.config.engine.dedupe_ttl_s if taken.remember and reply.get("id") else 0
+        self.publisher.put(ReplyEvent(self._envelope("reply", reply), taken.raw, remember))
+
+    def flush_quotes(self) -> None:
+        if self._pending_quotes:
+            quotes, self._pending_quotes = self._pending_quotes, []
+            self.seq += 1
+            self.publisher.put(QuotesEvent(self.run_id, self.seq, now_ms(), quotes))
+
+    def heartbeat(self) -> None:
+        fields = self.engine_fields()
+        fields.pop("seq", None)  # the publisher writes seq as it writes events
+        flat: List[Any] = ["HSET", self.keys.engine]
+        for key, value in fields.items():
+            flat.extend((key, value))
+        item = Writes([("SET", self.keys.engine_alive, now_ms(), "PX", HEARTBEAT_PX), tuple(flat)])
+        item.droppable = True
+        item.weight = 0
+        self.publisher.put(item)
+
+    def engine_fields(self) -> Dict[str, Any]:
+        info = self.broker.info()
+        last_error = self.publisher.last_error or self.consumer.last_error or self._last_error
+        return {
+            "run_id": self.run_id,
+            "broker": info.broker,
+            "mode": info.mode,
+            "account": info.account,
+            "state": self.status.state,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "version": __version__,
+            "started_at": self.started_at,
+            "prefix": self.keys.prefix,
+            "seq": self.seq,
+            "commands": self.dispatcher.handled,
+            "in_flight": self.dispatcher.in_flight,
+            "dropped": self.publisher.dropped_quotes,
+            "dropped_events": self.publisher.dropped_events,
+            "redis_reconnects": self.publisher.reconnects + self.consumer.reconnects,
+            "redis_connected": int(self.publisher.connected),
+            "broker_message": self.status.broker_message,
+            "last_error": last_error,
+            "heartbeat_ms": self.config.engine.heartbeat_ms,
+        }
+
+    def publish_status(self) -> None:
+        fields = self.engine_fields()
+        flat: List[Any] = ["HSET", self.keys.engine]
+        for key, value in fields.items():
+            flat.extend((key, value))
+        self.emit("status", fields, [tuple(flat)])
+
+    def publish_watchlist(self) -> None:
+        self.publisher.put(
+            Writes(self._replace_list(self.keys.state_watchlist, self.books.watchlist))
+        )
+
+    def snapshot(self) -> Dict[str, Any]:
+        """Rewrite every ``P:state:*`` key and ``P:engine`` from the books; say what was written."""
+        self.flush_quotes()
+        self.publisher.put(Writes(self._snapshot_ops(include_surge=True)))
+        return {
+            "seq": self.seq,
+            "quotes": len(self.books.quotes),
+            "positions": len(self.books.positions),
+            "orders": len(self.books.orders),
+            "surge": len(self.surge_list),
+            "watchlist": list(self.books.watchlist),
+        }
+
+    def republish(self) -> None:
+        """After Redis came back: everything it may have lost."""
+        log.warning("republishing snapshots after a Redis reconnect")
+        self.snapshot()
+        self.publish_status()
+
+    # -- snapshot helpers -------------------------------------------------------------------
+    def _replace_hash(self, key: str, mapping: Dict[str, Any]) -> List[Op]:
+        """Replace a hash atomically for readers: fill a temporary key, then RENAME."""
+        if not mapping:
+            return [("DEL", key)]
+        tmp = key + ":tmp"
+        flat: List[Any] = ["HSET", tmp]
+        for field, value in mapping.items():
+            flat.extend((field, value))
+        return [("DEL", tmp), tuple(flat), ("RENAME", tmp, key)]
+
+    def _replace_list(self, key: str, items: Sequence[str]) -> List[Op]:
+        if not items:
+            return [("DEL", key)]
+        tmp = key + ":tmp"
+        return [("DEL", tmp), ("RPUSH", tmp) + tuple(items), ("RENAME", tmp, key)]
+
+    def _snapshot_ops(self, include_surge: bool) -> List[Op]:
+        fields = self.engine_fields()
+        ops: List[Op] = []
+        ops += self._replace_hash(self.keys.engine, fields)
+        ops += self._replace_hash(
+            self.keys.state_quotes, {c: dumps(q.__dict__) for c, q in self.books.quotes.items()}
+        )
+        ops += self._replace_hash(
+            self.keys.state_positions,
+            {c: dumps(p.to_dict()) for c, p in self.books.positions.items()},
+        )
+        ops += self._replace_hash(
+            self.keys.state_orders,
+            {i: dumps(o.to_dict()) for i, o in self.books.orders.items() if not i.startswith("~")},
+        )
+        account = self.books.account.to_dict() if self.books.account is not None else {}
+        ops += self._replace_hash(self.keys.state_account, account)
+        ops += self._replace_list(self.keys.state_watchlist, self.books.watchlist)
+        if include_surge and self.surge_list:
+            ops += self._replace_list(self.keys.state_surge, list(self.surge_list))
+        return ops
+
+    # -- worker threads → Qt thread --------------------------------------------------------
+    def _deliver(self, taken: Taken) -> None:
+        """Called on the command thread."""
+        self._delivered += 1
+        self.bridge.taken.emit(taken)
+
+    def _on_taken(self, taken: Taken) -> None:
+        self._received += 1
+        self.dispatcher.handle(taken)
+
+    def _on_log_record(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            self._last_error = record.getMessage()[:300]
+        payload = LogRecord(record.levelname, record.name, record.getMessage())
+        self.emit("log", payload.to_dict())
+
+    # -- BrokerListener (Qt thread) --------------------------------------------------------
+    def on_quote(self, quote: Quote) -> None:
+        self.books.quotes[quote.code] = quote
+        self._pending_quotes.append(quote)
+        if self.surge is not None:
+            code = quote.code
+            alert = self.surge.update(
+                quote, time.time(), self.broker.base_price(code), self._name(code)
+            )
+            if alert is not None:
+                self._on_surge(alert)
+
+    def _name(self, code: str) -> str:
+        name = self.books.names.get(code)
+        if name is None:
+            name = self.broker.name_of(code)
+            self.books.names[code] = name
+        return name
+
+    def _on_surge(self, alert: Surge) -> None:
+        data = alert.to_dict()
+        text = dumps(data)
+        self.surge_list.appendleft(text)
+        self.emit(
+            "surge",
+            data,
+            [
+                ("LPUSH", self.keys.state_surge, text),
+                ("LTRIM", self.keys.state_surge, 0, SURGE_KEEP - 1),
+            ],
+        )
+
+    def on_order(self, order: Order) -> None:
+        self.books.on_order(order)
+        data = order.to_dict()
+        self.emit("order", data, [("HSET", self.keys.state_orders, order.order_id, dumps(data))])
+
+    def on_fill(self, fill: Fill) -> None:
+        self.emit("fill", fill.to_dict())
+
+    def on_position(self, position: Position) -> None:
+        self.books.on_position(position)
+        data = position.to_dict()
+        if position.qty == 0:
+            state: List[Op] = [("HDEL", self.keys.state_positions, position.code)]
+        else:
+            state = [("HSET", self.keys.state_positions, position.code, dumps(data))]
+        self.emit("position", data, state)
+
+    def on_account(self, account: Account) -> None:
+        self.books.on_account(account)
+        data = account.to_dict()
+        flat: List[Any] = ["HSET", self.keys.state_account]
+        for key, value in data.items():
+            flat.extend((key, value))
+        self.emit("account", data, [tuple(flat)])
+
+    def on_connection(self, connected: bool, message: str) -> None:
+        was = self.status.connected
+        self.status.connected = connected
+        self.status.broker_message = message
+        if connected and not was:
+            log.info("broker ready: %s", message or "connected")
+            if self.books.watchlist:
+                self.broker.subscribe(list(self.books.watchlist))
+            self.publish_watchlist()
+        elif was and not connected:
+            log.warning("broker connection lost: %s", message)
+        self.publish_status()
+
+    def on_names(self, names: Dict[str, str]) -> None:
+        self.books.names.update(names)

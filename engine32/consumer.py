@@ -1,0 +1,267 @@
+"""The command thread: takes commands from ``P:cmd`` and hands them to the Qt thread.
+
+It blocks on ``BLMOVE P:cmd P:cmd:processing LEFT RIGHT`` (producers ``RPUSH``, so commands
+are taken first in, first out), so a command survives a crash in ``P:cmd:processing``. Per
+command, in this order, all off the Qt thread:
+
+1. parse and validate (:func:`core.protocol.parse_command`): a malformed one is answered
+   with its error (addressed by the id when it could be read);
+2. staleness by the Redis server's clock: ``ts + ttl_ms`` older than the server's now
+   (``TIME``, re-read every :data:`CLOCK_EVERY_S`) is answered ``STALE``, never run;
+3. the at-most-once claim ``SET P:seen:<id> running NX EX dedupe_ttl``: a repeated id is
+   answered ``DUPLICATE`` with the first reply (or "still running");
+4. the command goes to the Qt thread, which runs it and has the publisher write the reply,
+   store it in ``P:seen:<id>`` and remove the command from ``P:cmd:processing``.
+
+Invalid and stale commands do not claim their id: they were never run, so a corrected
+command may reuse it. Before taking anything new the thread applies the restart rule:
+everything left in ``P:cmd:processing`` moves to ``P:cmd:dead`` and is answered
+``ENGINE_RESTARTED`` (unless ``P:seen:<id>`` shows it was answered already).
+"""
+
+import json
+import logging
+import threading
+import time
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+
+import redis
+
+from core.config import redact
+from core.protocol import Command, Keys, ProtocolError, make_reply, parse_command
+from core.protocol.errors import DUPLICATE, ENGINE_RESTARTED, STALE
+
+log = logging.getLogger("engine32.consumer")
+
+#: How long one BLMOVE waits (seconds); bounds how quickly the thread notices a stop.
+BLOCK_S = 0.5
+#: How often the Redis server clock offset is measured again.
+CLOCK_EVERY_S = 10.0
+#: Value of ``P:seen:<id>`` while the command runs.
+RUNNING = "running"
+
+
+class Taken(NamedTuple):
+    """A command handed to the Qt thread.
+
+    Either ``command`` is set (run it), or ``reply`` is (answer with it as it is).
+    ``raw`` is the entry to remove from ``P:cmd:processing`` once answered (None when it
+    is no longer there); ``remember`` says whether the reply is stored in ``P:seen:<id>``.
+    """
+
+    raw: Optional[bytes]
+    command: Optional[Command]
+    reply: Optional[Dict[str, Any]]
+    remember: bool
+    taken_ms: int
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class CommandConsumer:
+    """One thread, one Redis connection. ``deliver`` is called from this thread (the engine
+    passes a queued Qt signal's ``emit``)."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        keys: Keys,
+        deliver: Callable[[Taken], None],
+        cmd_ttl_ms: int = 5000,
+        dedupe_ttl_s: int = 172800,
+        client_factory: Optional[Callable[[], "redis.Redis"]] = None,
+    ) -> None:
+        self.keys = keys
+        self.deliver = deliver
+        self.cmd_ttl_ms = cmd_ttl_ms
+        self.dedupe_ttl_s = dedupe_ttl_s
+        self._url = redis_url
+        self._factory = client_factory or (
+            lambda: redis.Redis.from_url(
+                redis_url,
+                socket_timeout=BLOCK_S + 5,
+                socket_connect_timeout=2,
+                health_check_interval=0,
+            )
+        )
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self.clock_offset_ms = 0  # Redis server time minus local time
+        self._clock_at = 0.0
+        self.taken = 0
+        self.reconnects = 0
+        self.restart_rule_done = threading.Event()
+        self.connected = False
+        self.last_error = ""
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="commands", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Take no more commands; the thread ends within :data:`BLOCK_S`."""
+        self._stop.set()
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # -- the thread ------------------------------------------------------------------------
+    def _run(self) -> None:
+        client = None
+        backoff = 0.1
+        ever = False
+        while not self._stop.is_set():
+            try:
+                if client is None:
+                    client = self._factory()
+                    client.ping()
+                    if ever:
+                        self.reconnects += 1
+                        log.warning("command thread reconnected to Redis at %s", redact(self._url))
+                    ever = True
+                    self.connected = True
+                    self._sync_clock(client)
+                if not self.restart_rule_done.is_set():
+                    self._apply_restart_rule(client)
+                    self.restart_rule_done.set()
+                if time.monotonic() - self._clock_at > CLOCK_EVERY_S:
+                    self._sync_clock(client)
+                raw = client.blmove(
+                    self.keys.cmd, self.keys.cmd_processing, BLOCK_S, "LEFT", "RIGHT"
+                )
+                backoff = 0.1
+                if raw is not None:
+                    self.taken += 1
+                    self._handle(client, raw)
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                if self.connected:
+                    log.warning("command thread lost Redis at %s: %s", redact(self._url), exc)
+                self.connected = False
+                self.last_error = "redis: {}".format(exc)
+                if client is not None:
+                    try:
+                        client.close()
+                    except Exception:  # noqa: BLE001
+                        pass
+                client = None
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 2.0)
+            except Exception:  # noqa: BLE001 - never let one command end the thread
+                log.exception("command thread error; going on")
+                self._stop.wait(0.1)
+        if client is not None:
+            client.close()
+
+    def _sync_clock(self, client: "redis.Redis") -> None:
+        before = time.time()
+        seconds, micros = client.time()
+        after = time.time()
+        local_ms = (before + after) * 500.0
+        self.clock_offset_ms = int(seconds * 1000 + micros // 1000 - local_ms)
+        self._clock_at = time.monotonic()
+
+    def server_now_ms(self) -> int:
+        return _now_ms() + self.clock_offset_ms
+
+    def _apply_restart_rule(self, client: "redis.Redis") -> None:
+        moved = 0
+        while True:
+            raw = client.lmove(self.keys.cmd_processing, self.keys.cmd_dead, "LEFT", "RIGHT")
+            if raw is None:
+                break
+            cmd_id, cmd = _id_of(raw)
+            if cmd_id:
+                first = client.get(self.keys.seen(cmd_id))
+                if first is not None and first != RUNNING.encode():
+                    # Answered before the crash; only the removal was lost. No second reply.
+                    client.lrem(self.keys.cmd_dead, -1, raw)
+                    continue
+            moved += 1
+            reply = make_reply(
+                cmd_id,
+                cmd,
+                error=ProtocolError(
+                    ENGINE_RESTARTED,
+                    "the engine restarted while this command was in flight; it was not run again "
+                    "(see P:cmd:dead) - check orders and positions before resending with a new id",
+                ),
+            )
+            self.deliver(Taken(None, None, reply, bool(cmd_id), _now_ms()))
+        if moved:
+            log.warning(
+                "restart rule: %d command(s) moved to %s and answered ENGINE_RESTARTED",
+                moved,
+                self.keys.cmd_dead,
+            )
+
+    def _handle(self, client: "redis.Redis", raw: bytes) -> None:
+        taken_ms = _now_ms()
+        try:
+            command = parse_command(raw)
+        except ProtocolError as exc:
+            reply = make_reply(exc.cmd_id, exc.cmd, error=exc)
+            self.deliver(Taken(raw, None, reply, False, taken_ms))
+            return
+
+        if command.ts is not None:
+            ttl = command.ttl_ms or self.cmd_ttl_ms
+            server_now = taken_ms + self.clock_offset_ms
+            if command.ts + ttl < server_now:
+                error = ProtocolError(
+                    STALE,
+                    "command is {:,} ms old by the Redis server's clock, older than its ttl_ms "
+                    "{:,}; not run".format(server_now - command.ts, ttl),
+                )
+                self.deliver(
+                    Taken(
+                        raw, None, make_reply(command.id, command.cmd, error=error), False, taken_ms
+                    )
+                )
+                return
+
+        if command.id:
+            seen_key = self.keys.seen(command.id)
+            if not client.set(seen_key, RUNNING, nx=True, ex=self.dedupe_ttl_s):
+                first_raw = client.get(seen_key)
+                self.deliver(Taken(raw, None, duplicate_reply(command, first_raw), False, taken_ms))
+                return
+        self.deliver(Taken(raw, command, None, bool(command.id), taken_ms))
+
+
+def duplicate_reply(command: Command, first_raw: Optional[bytes]) -> Dict[str, Any]:
+    """The answer to a repeated id: the first reply again (under ``first``, its ``result``
+    copied), with ``ok`` false and ``error.code`` DUPLICATE."""
+    first: Optional[Dict[str, Any]] = None
+    if first_raw is not None and first_raw != RUNNING.encode():
+        try:
+            first = json.loads(first_raw)
+        except ValueError:
+            first = None
+    if first is None:
+        message = "command id {} is already running; not run again".format(command.id)
+    else:
+        message = "command id {} was already executed (first reply attached); not run again".format(
+            command.id
+        )
+    reply = make_reply(command.id, command.cmd, error=ProtocolError(DUPLICATE, message))
+    if first is not None:
+        if "result" in first:
+            reply["result"] = first["result"]
+        reply["first"] = first
+    return reply
+
+
+def _id_of(raw: bytes) -> Tuple[Optional[str], Optional[str]]:
+    """The id and cmd that can still be read from a raw command (None when not)."""
+    try:
+        command = parse_command(raw)
+        return command.id, command.cmd
+    except ProtocolError as exc:
+        return exc.cmd_id, exc.cmd

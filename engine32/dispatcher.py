@@ -1,0 +1,401 @@
+"""Runs commands on the Qt thread: gates (ready, halted), risk checks, then the broker.
+
+Every command handed over by the command thread ends in exactly one call of
+``respond(taken, reply)``: at once for the quick ones, from the broker's ``done`` callback
+for orders, or from :meth:`Dispatcher.expire` when the broker has not answered within
+``broker_timeout_s`` (a late answer is then ignored, and logged).
+"""
+
+import itertools
+import logging
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from core.protocol import Command, ProtocolError, make_reply
+from core.protocol.errors import (
+    BROKER_ERROR,
+    HALTED,
+    INVALID_ARGUMENT,
+    NOT_READY,
+    RISK_REJECTED,
+)
+from core.protocol.events import HALTED as HALTED_STATE
+from core.protocol.events import LIMIT, PENDING, READY, STARTING, STOPPING, Order
+
+from .books import Books
+from .brokers.base import Broker, ModifyRequest, OrderRequest, Result
+from .consumer import Taken
+from .risk import OrderIntent, RiskLimits, check_order
+
+log = logging.getLogger("engine32.dispatcher")
+
+#: Commands that place or change orders: refused while halted.
+OPENING = ("buy", "sell", "modify")
+#: Commands that need a connected broker.
+NEEDS_BROKER = ("buy", "sell", "modify", "cancel", "cancel_all")
+
+
+class EngineStatus:
+    """The switches behind ``P:engine`` ``state``."""
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.halted = False
+        self.stopping = False
+        self.broker_message = ""
+
+    @property
+    def state(self) -> str:
+        if self.stopping:
+            return STOPPING
+        if not self.connected:
+            return STARTING
+        return HALTED_STATE if self.halted else READY
+
+
+class Hooks:
+    """What the dispatcher needs from the engine (set by :mod:`engine32.app`)."""
+
+    def __init__(
+        self,
+        respond: Callable[[Taken, Dict[str, Any]], None],
+        engine_fields: Callable[[], Dict[str, Any]],
+        state_changed: Callable[[], None],
+        watchlist_changed: Callable[[], None],
+        snapshot: Callable[[], Dict[str, Any]],
+    ) -> None:
+        self.respond = respond
+        self.engine_fields = engine_fields
+        self.state_changed = state_changed
+        self.watchlist_changed = watchlist_changed
+        self.snapshot = snapshot
+
+
+class _Pending:
+    __slots__ = ("taken", "deadline", "answered")
+
+    def __init__(self, taken: Taken, deadline: float) -> None:
+        self.taken = taken
+        self.deadline = deadline
+        self.answered = False
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        broker: Broker,
+        books: Books,
+        limits: RiskLimits,
+        status: EngineStatus,
+        hooks: Hooks,
+        broker_timeout_s: float = 10.0,
+    ) -> None:
+        self.broker = broker
+        self.books = books
+        self.limits = limits
+        self.status = status
+        self.hooks = hooks
+        self.broker_timeout_s = broker_timeout_s
+        self._pending: Dict[int, _Pending] = {}
+        self._tokens = itertools.count(1)
+        self.handled = 0
+        self._handlers: Dict[str, Callable[[Taken, Command], None]] = {
+            "ping": self._ping,
+            "buy": self._place,
+            "sell": self._place,
+            "cancel": self._cancel,
+            "modify": self._modify,
+            "cancel_all": self._cancel_all,
+            "subscribe": self._subscribe,
+            "unsubscribe": self._unsubscribe,
+            "snapshot": self._snapshot,
+            "halt": self._halt,
+            "resume": self._resume,
+        }
+
+    @property
+    def in_flight(self) -> int:
+        """Commands waiting for the broker."""
+        return len(self._pending)
+
+    # -- entry -----------------------------------------------------------------------------
+    def handle(self, taken: Taken) -> None:
+        self.handled += 1
+        if taken.command is None:
+            self.hooks.respond(taken, taken.reply or {})
+            return
+        command = taken.command
+        try:
+            refusal = self._gate(command)
+            if refusal is not None:
+                self._fail(taken, refusal)
+                return
+            self._handlers[command.cmd](taken, command)
+        except Exception as exc:  # noqa: BLE001 - a bug answers the command, never kills the loop
+            log.exception("command %s (%s) failed", command.cmd, command.id)
+            self._fail(taken, ProtocolError(BROKER_ERROR, "engine error: {}".format(exc)))
+
+    def _gate(self, command: Command) -> Optional[ProtocolError]:
+        if command.cmd in NEEDS_BROKER:
+            if self.status.stopping:
+                return ProtocolError(NOT_READY, "the engine is stopping; no new orders")
+            if not self.status.connected:
+                why = self.status.broker_message or "connecting and reconciling"
+                return ProtocolError(NOT_READY, "the broker is not ready yet ({})".format(why))
+        if command.cmd in OPENING and self.status.halted:
+            return ProtocolError(
+                HALTED, "trading is halted (kill switch); send resume to allow new orders"
+            )
+        return None
+
+    # -- answering ---------------------------------------------------------------------------
+    def _ok(self, taken: Taken, result: Any) -> None:
+        command = taken.command
+        assert command is not None
+        self.hooks.respond(taken, make_reply(command.id, command.cmd, result=result))
+
+    def _fail(self, taken: Taken, error: ProtocolError) -> None:
+        command = taken.command
+        cmd_id = command.id if command is not None else None
+        cmd = command.cmd if command is not None else None
+        self.hooks.respond(taken, make_reply(cmd_id, cmd, error=error))
+
+    def _wait_broker(self, taken: Taken) -> Callable[[Callable[[], None]], bool]:
+        """Register a command that waits for the broker; returns ``finish(answer)`` which runs
+        ``answer`` unless the watchdog answered first (then it returns False)."""
+        token = next(self._tokens)
+        pending = _Pending(taken, time.monotonic() + self.broker_timeout_s)
+        self._pending[token] = pending
+
+        def finish(answer: Callable[[], None]) -> bool:
+            if pending.answered:
+                log.warning("late broker answer for %s ignored (already timed out)", taken.command)
+                return False
+            pending.answered = True
+            self._pending.pop(token, None)
+            answer()
+            return True
+
+        return finish
+
+    def expire(self, now: Optional[float] = None) -> int:
+        """Answer BROKER_ERROR to commands the broker left unanswered too long."""
+        now = time.monotonic() if now is None else now
+        late = [(t, p) for t, p in self._pending.items() if p.deadline <= now]
+        for token, pending in late:
+            pending.answered = True
+            self._pending.pop(token, None)
+            self._fail(
+                pending.taken,
+                ProtocolError(
+                    BROKER_ERROR,
+                    "no answer from the broker within {:g} s; check the orders before resending".format(
+                        self.broker_timeout_s
+                    ),
+                ),
+            )
+        return len(late)
+
+    def _broker_done(self, taken: Taken, shape: Callable[[dict], Any]) -> Callable[[Result], None]:
+        finish = self._wait_broker(taken)
+
+        def done(result: Result) -> None:
+            def answer() -> None:
+                if result.ok:
+                    self._ok(taken, shape(result.value or {}))
+                else:
+                    self._fail(
+                        taken,
+                        ProtocolError(
+                            result.error_code or BROKER_ERROR, result.message or "broker refused"
+                        ),
+                    )
+
+            finish(answer)
+
+        return done
+
+    # -- commands ----------------------------------------------------------------------------
+    def _ping(self, taken: Taken, command: Command) -> None:
+        self._ok(taken, self.hooks.engine_fields())
+
+    def _place(self, taken: Taken, command: Command) -> None:
+        assert command.code is not None and command.qty is not None
+        code = command.code
+        price = command.price or 0
+        intent = OrderIntent(code, command.side, command.qty, price, command.type)
+        exposure = self.books.exposure(code, self.broker.base_price(code))
+        reason = check_order(intent, exposure, self.limits)
+        if reason:
+            log.info("risk rejected %s %s: %s", command.cmd, command.id or "", reason)
+            self._fail(taken, ProtocolError(RISK_REJECTED, reason))
+            return
+        # Count the order against the limits until the broker has answered (and its own
+        # order events arrive), so two quick orders cannot both slip under a limit.
+        placeholder = "~{}".format(next(self._tokens))
+        self.books.on_order(
+            Order(
+                order_id=placeholder,
+                code=code,
+                side=command.side,
+                qty=command.qty,
+                price=price,
+                kind=command.type,
+                cmd_id=command.id or "",
+                remaining_qty=command.qty,
+                status=PENDING,
+            )
+        )
+        inner = self._broker_done(taken, lambda v: {"order_id": v.get("order_id")})
+
+        def done(result: Result) -> None:
+            provisional = self.books.orders.pop(placeholder, None)
+            order_id = (result.value or {}).get("order_id") if result.ok else None
+            if order_id and provisional is not None and order_id not in self.books.orders:
+                self.books.on_order(provisional.replace(order_id=str(order_id)))
+            inner(result)
+
+        request = OrderRequest(
+            code, command.side, command.qty, price, command.type, command.id or ""
+        )
+        try:
+            self.broker.place_order(request, done)
+        except Exception:
+            self.books.orders.pop(placeholder, None)
+            raise
+
+    def _cancel(self, taken: Taken, command: Command) -> None:
+        assert command.order_id is not None
+        known = self.books.orders.get(command.order_id)
+        if known is not None and not known.is_open:
+            self._fail(
+                taken,
+                ProtocolError(
+                    INVALID_ARGUMENT,
+                    "order {} is already {}".format(command.order_id, known.status),
+                ),
+            )
+            return
+        done = self._broker_done(taken, lambda v: {"order_id": command.order_id})
+        self.broker.cancel_order(command.order_id, command.id or "", done)
+
+    def _modify(self, taken: Taken, command: Command) -> None:
+        assert command.order_id is not None
+        order = self.books.orders.get(command.order_id)
+        if order is None or not order.is_open:
+            what = "unknown" if order is None else "already {}".format(order.status)
+            self._fail(
+                taken,
+                ProtocolError(INVALID_ARGUMENT, "order {} is {}".format(command.order_id, what)),
+            )
+            return
+        remaining = order.remaining_qty or max(order.qty - order.filled_qty, 0)
+        intent = OrderIntent(
+            order.code,
+            order.side,
+            command.qty if command.qty is not None else remaining,
+            command.price if command.price is not None else order.price,
+            LIMIT if command.price is not None else order.kind,
+        )
+        exposure = self.books.exposure(
+            order.code, self.broker.base_price(order.code), excluding=order.order_id
+        )
+        reason = check_order(intent, exposure, self.limits, new_order=False)
+        if reason:
+            self._fail(taken, ProtocolError(RISK_REJECTED, reason))
+            return
+        done = self._broker_done(
+            taken, lambda v: {"order_id": v.get("order_id"), "orig_order_id": order.order_id}
+        )
+        self.broker.modify_order(
+            ModifyRequest(command.order_id, command.qty, command.price, command.id or ""), done
+        )
+
+    def _open_order_ids(self, code: Optional[str]) -> List[str]:
+        ids = [o.order_id for o in self.books.open_orders(code) if not o.order_id.startswith("~")]
+        for order in self.broker.open_orders():
+            if (code is None or order.code == code) and order.order_id not in ids:
+                ids.append(order.order_id)
+        return ids
+
+    def _cancel_many(
+        self, taken: Taken, code: Optional[str], shape: Callable[[int, List[str]], Any]
+    ) -> None:
+        """Cancel every open order (of ``code``), then answer once all cancels are answered."""
+        ids = self._open_order_ids(code)
+        if not ids:
+            self._ok(taken, shape(0, []))
+            return
+        finish = self._wait_broker(taken)
+        outcome = {"left": len(ids), "count": 0}
+        errors: List[str] = []
+
+        def one_done(order_id: str) -> Callable[[Result], None]:
+            def done(result: Result) -> None:
+                outcome["left"] -= 1
+                if result.ok:
+                    outcome["count"] += 1
+                else:
+                    errors.append("{}: {}".format(order_id, result.message))
+                if outcome["left"] == 0:
+                    finish(lambda: self._ok(taken, shape(outcome["count"], errors)))
+
+            return done
+
+        cmd_id = taken.command.id if taken.command is not None else ""
+        for order_id in ids:
+            self.broker.cancel_order(order_id, cmd_id or "", one_done(order_id))
+
+    def _cancel_all(self, taken: Taken, command: Command) -> None:
+        self._cancel_many(taken, command.code, lambda n, errs: {"count": n, "errors": errs})
+
+    def _subscribe(self, taken: Taken, command: Command) -> None:
+        added = self.books.watch(command.codes)
+        if added and self.status.connected:
+            self.broker.subscribe(added)
+        if added:
+            self.hooks.watchlist_changed()
+        self._ok(taken, {"watchlist": list(self.books.watchlist), "added": added})
+
+    def _unsubscribe(self, taken: Taken, command: Command) -> None:
+        gone = self.books.unwatch(command.codes)
+        if gone and self.status.connected:
+            self.broker.unsubscribe(gone)
+        if gone:
+            self.hooks.watchlist_changed()
+        self._ok(taken, {"watchlist": list(self.books.watchlist), "removed": gone})
+
+    def _snapshot(self, taken: Taken, command: Command) -> None:
+        self._ok(taken, self.hooks.snapshot())
+
+    def _halt(self, taken: Taken, command: Command) -> None:
+        was = self.status.halted
+        self.status.halted = True
+        if not was:
+            log.warning("trading halted by command %s", command.id or "(no id)")
+            self.hooks.state_changed()
+        if not command.cancel_open:
+            self._ok(taken, self.hooks.engine_fields())
+            return
+        if not self.status.connected:
+            self._fail(
+                taken,
+                ProtocolError(NOT_READY, "halted, but cannot cancel: the broker is not ready"),
+            )
+            return
+
+        def shape(count: int, errors: List[str]) -> Dict[str, Any]:
+            fields = self.hooks.engine_fields()
+            fields["cancelled"] = count
+            fields["errors"] = errors
+            return fields
+
+        self._cancel_many(taken, None, shape)
+
+    def _resume(self, taken: Taken, command: Command) -> None:
+        if self.status.halted:
+            self.status.halted = False
+            log.warning("trading resumed by command %s", command.id or "(no id)")
+            self.hooks.state_changed()
+        self._ok(taken, self.hooks.engine_fields())
+

@@ -1,0 +1,352 @@
+"""The publisher thread: drains an in-process buffer and pipelines it to Redis.
+
+The Qt thread only appends :class:`Item` objects (never waits on the network); this thread
+turns them into Redis commands (PUBLISH ``P:ev:<topic>``, XADD ``P:events``, the
+``P:state:*`` writes, reply lists, the dedupe record) and sends them in one pipeline per
+round. While Redis is away the buffer holds up to ``capacity`` items: beyond it the oldest
+*quote* batches are dropped and counted, never orders, fills or replies (those are dropped
+only past ``10 × capacity``, when memory is the real risk, and then logged as errors).
+After a reconnect ``on_reconnect`` is called (from this thread) so the engine can republish
+its snapshots.
+"""
+
+import collections
+import itertools
+import json
+import logging
+import threading
+import time
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import redis
+
+from core.config import redact
+from core.protocol import Envelope, Keys
+from core.protocol.names import REPLY_TTL_S
+
+log = logging.getLogger("engine32.publisher")
+
+Op = Tuple[Any, ...]
+
+#: Rounds of at most this many items go into one pipeline.
+MAX_BATCH_ITEMS = 2000
+#: Reconnect backoff (seconds): doubles from the first to the last value.
+BACKOFF_FIRST_S = 0.1
+BACKOFF_MAX_S = 2.0
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+class Item:
+    """Something to write. ``ops()`` is computed once (on the publisher thread) and cached,
+    so a round that failed is retried with exactly the same commands."""
+
+    __slots__ = ("order", "seq", "droppable", "weight", "_ops")
+
+    def __init__(self, seq: int = -1, droppable: bool = False, weight: int = 1) -> None:
+        self.order = 0  # enqueue order, set by the publisher
+        self.seq = seq  # the envelope's seq, -1 for plain writes
+        self.droppable = droppable
+        self.weight = weight  # quotes it carries (for the dropped counter)
+        self._ops: Optional[List[Op]] = None
+
+    def ops(self, keys: Keys, maxlen: int) -> List[Op]:
+        if self._ops is None:
+            self._ops = self.build(keys, maxlen)
+        return self._ops
+
+    def build(self, keys: Keys, maxlen: int) -> List[Op]:
+        raise NotImplementedError
+
+
+class Writes(Item):
+    """Plain Redis commands (heartbeat, ``P:engine``, snapshots)."""
+
+    __slots__ = ("_writes",)
+
+    def __init__(self, writes: Sequence[Op]) -> None:
+        super().__init__()
+        self._writes = list(writes)
+
+    def build(self, keys: Keys, maxlen: int) -> List[Op]:
+        return self._writes
+
+
+class Event(Item):
+    """One envelope: published on its topic, appended to the stream, plus state writes."""
+
+    __slots__ = ("envelope", "state")
+
+    def __init__(self, envelope: Envelope, state: Sequence[Op] = ()) -> None:
+        super().__init__(envelope.seq)
+        self.envelope = envelope
+        self.state = list(state)
+
+    def build(self, keys: Keys, maxlen: int) -> List[Op]:
+        text = self.envelope.encode()
+        return [
+            ("PUBLISH", keys.ev(self.envelope.topic), text),
+            ("XADD", keys.events, "MAXLEN", "~", maxlen, "*", "e", text),
+        ] + self.state
+
+
+class ReplyEvent(Event):
+    """A reply: its list (``LPUSH`` + ``EXPIRE``), the ``reply`` event, the dedupe record
+    and the removal of the raw command from ``P:cmd:processing``."""
+
+    __slots__ = ("raw", "remember_s")
+
+    def __init__(self, envelope: Envelope, raw: Optional[bytes], remember_s: int) -> None:
+        super().__init__(envelope)
+        self.raw = raw  # the command as taken from P:cmd, or None (no processing entry)
+        self.remember_s = remember_s  # > 0: store the reply in P:seen:<id> for that long
+
+    def build(self, keys: Keys, maxlen: int) -> List[Op]:
+        reply = self.envelope.data
+        ops = super().build(keys, maxlen)
+        cmd_id = reply.get("id")
+        if cmd_id:
+            text = dumps(reply)
+            ops.append(("LPUSH", keys.reply(cmd_id), text))
+            ops.append(("EXPIRE", keys.reply(cmd_id), REPLY_TTL_S))
+            if self.remember_s > 0:
+                ops.append(("SET", keys.seen(cmd_id), text, "EX", self.remember_s))
+        if self.raw is not None:
+            ops.append(("LREM", keys.cmd_processing, 1, self.raw))
+        return ops
+
+
+def quote_json(quote: Any) -> str:
+    """One quote as JSON, fast (a frozen dataclass's ``__dict__`` is its wire form)."""
+    return dumps(quote.__dict__)
+
+
+class QuotesEvent(Item):
+    """A batch of quotes: one ``quotes`` envelope holding every quote in arrival order, and
+    the latest quote per code into ``P:state:quotes``. Droppable while Redis is away."""
+
+    __slots__ = ("run", "ts", "quotes")
+
+    def __init__(self, run: str, seq: int, ts: int, quotes: List[Any]) -> None:
+        super().__init__(seq, droppable=True, weight=len(quotes))
+        self.run = run
+        self.ts = ts
+        self.quotes = quotes
+
+    def build(self, keys: Keys, maxlen: int) -> List[Op]:
+        parts = [quote_json(q) for q in self.quotes]
+        latest: Dict[str, str] = {}
+        for quote, part in zip(self.quotes, parts):
+            latest[quote.code] = part
+        text = '{{"v":1,"type":"quotes","run":{},"seq":{},"ts":{},"data":{{"items":[{}]}}}}'.format(
+            dumps(self.run), self.seq, self.ts, ",".join(parts)
+        )
+        ops: List[Op] = [
+            ("PUBLISH", keys.ev("quotes"), text),
+            ("XADD", keys.events, "MAXLEN", "~", maxlen, "*", "e", text),
+        ]
+        hset: List[Any] = ["HSET", keys.state_quotes]
+        for code, part in latest.items():
+            hset.append(code)
+            hset.append(part)
+        ops.append(tuple(hset))
+        return ops
+
+
+class Publisher:
+    """Owns one Redis connection and one thread; thread-safe :meth:`put`."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        keys: Keys,
+        capacity: int = 100000,
+        stream_maxlen: int = 2000000,
+        on_reconnect: Optional[Callable[[], None]] = None,
+        client_factory: Optional[Callable[[], "redis.Redis"]] = None,
+    ) -> None:
+        self.keys = keys
+        self.capacity = capacity
+        self.hard_capacity = capacity * 10
+        self.maxlen = stream_maxlen
+        self.on_reconnect = on_reconnect
+        self._url = redis_url
+        self._factory = client_factory or (
+            lambda: redis.Redis.from_url(
+                redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=0
+            )
+        )
+        self._cond = threading.Condition()
+        self._quotes: Deque[Item] = collections.deque()
+        self._others: Deque[Item] = collections.deque()
+        self._counter = itertools.count(1)
+        self._stopping = False
+        self._busy = False
+        self._thread: Optional[threading.Thread] = None
+        # Counters (read by the engine for P:engine; plain ints, written by one thread each).
+        self.dropped_quotes = 0
+        self.dropped_events = 0
+        self.reconnects = 0
+        self.written_items = 0
+        self.last_seq_written = -1
+        self.connected = False
+        self.last_error = ""
+
+    # -- producer side (any thread, normally the Qt thread) ----------------------------------
+    def put(self, item: Item) -> None:
+        with self._cond:
+            item.order = next(self._counter)
+            (self._quotes if item.droppable else self._others).append(item)
+            if len(self._quotes) + len(self._others) > self.capacity:
+                self._shed()
+            self._cond.notify()
+
+    def put_many(self, items: Iterable[Item]) -> None:
+        for item in items:
+            self.put(item)
+
+    def _shed(self) -> None:
+        """Called with the lock held when the buffer is over capacity."""
+        while self._quotes and len(self._quotes) + len(self._others) > self.capacity:
+            self.dropped_quotes += self._quotes.popleft().weight
+        while len(self._others) > self.hard_capacity:
+            lost = self._others.popleft()
+            self.dropped_events += 1
+            log.error("publish buffer exhausted: dropped event seq %s", lost.seq)
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._quotes) + len(self._others) + (1 if self._busy else 0)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Write what is buffered (while Redis answers) and end the thread; True if drained."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.pending() == 0
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until everything put so far is written (tests and benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.pending() == 0:
+                return True
+            time.sleep(0.001)
+        return False
+
+    # -- the thread ------------------------------------------------------------------------
+    def _take(self) -> List[Item]:
+        with self._cond:
+            while not self._quotes and not self._others:
+                if self._stopping:
+                    return []
+                self._cond.wait(0.5)
+            batch: List[Item] = []
+            quotes, others = self._quotes, self._others
+            while (quotes or others) and len(batch) < MAX_BATCH_ITEMS:
+                if not others or (quotes and quotes[0].order < others[0].order):
+                    batch.append(quotes.popleft())
+                else:
+                    batch.append(others.popleft())
+            self._busy = True
+            return batch
+
+    def _give_back(self, batch: List[Item]) -> None:
+        """Put a failed round back at the front, in order, then shed if over capacity."""
+        with self._cond:
+            for item in reversed(batch):
+                (self._quotes if item.droppable else self._others).appendleft(item)
+            if len(self._quotes) + len(self._others) > self.capacity:
+                self._shed()
+            self._busy = False
+
+    def _run(self) -> None:
+        client = None
+        backoff = BACKOFF_FIRST_S
+        ever_connected = False
+        while True:
+            batch = self._take()
+            if not batch:
+                with self._cond:
+                    self._busy = False
+                break
+            try:
+                if client is None:
+                    client = self._factory()
+                    client.ping()
+                    if ever_connected:
+                        self.reconnects += 1
+                        log.warning(
+                            "publisher reconnected to Redis at %s (reconnect %d); republishing",
+                            redact(self._url),
+                            self.reconnects,
+                        )
+                        if self.on_reconnect is not None:
+                            self.on_reconnect()
+                    ever_connected = True
+                    self.connected = True
+                self._write(client, batch)
+                backoff = BACKOFF_FIRST_S
+                with self._cond:
+                    self._busy = False
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                self._give_back(batch)
+                if self.connected:
+                    log.warning(
+                        "publisher lost Redis at %s: %s; buffering up to %d events",
+                        redact(self._url),
+                        exc,
+                        self.capacity,
+                    )
+                self.connected = False
+                self.last_error = "redis: {}".format(exc)
+                if client is not None:
+                    try:
+                        client.close()
+                    except Exception:  # noqa: BLE001 - the connection is gone anyway
+                        pass
+                client = None
+                with self._cond:
+                    if self._stopping:
+                        # Stopping while Redis is away: what cannot be written is lost; say so.
+                        lost = len(self._quotes) + len(self._others)
+                        log.error("stopping with Redis away: %d unwritten events", lost)
+                        break
+                time.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+            except Exception:  # noqa: BLE001 - a bug must not kill the thread silently
+                log.exception("publisher failed on a round of %d items; skipped", len(batch))
+                with self._cond:
+                    self._busy = False
+        if client is not None:
+            client.close()
+
+    def _write(self, client: "redis.Redis", batch: List[Item]) -> None:
+        pipe = client.pipeline(transaction=False)
+        top = -1
+        for item in batch:
+            for op in item.ops(self.keys, self.maxlen):
+                pipe.execute_command(*op)
+            if item.seq > top:
+                top = item.seq
+        if top >= 0:
+            pipe.execute_command("HSET", self.keys.engine, "seq", top)
+        results = pipe.execute(raise_on_error=False)
+        for result in results:
+            if isinstance(result, redis.ConnectionError):
+                raise result
+            if isinstance(result, Exception):
+                log.error("Redis refused a write: %s", result)
+                self.last_error = "redis: {}".format(result)
+        self.written_items += len(batch)
+        if top > self.last_seq_written:
+            self.last_seq_written = top
