@@ -1,0 +1,262 @@
+"""SimBroker: the broker contract over :class:`SimExchange`, ticked by a QTimer.
+
+Every ``tick_ms`` (default 20 ms) the timer advances the market by exactly ``tick_ms`` of
+market time and makes ``quote_rate * tick_ms / 1000`` quotes, then hands what happened to the
+listener. If the event loop falls behind, up to :data:`MAX_CATCH_UP` ticks run in one timer
+call; beyond that the deficit is dropped (counted in ``dropped_ticks``) rather than letting
+the engine spiral. The market itself never reads the wall clock (see ``exchange``).
+"""
+
+import logging
+import random
+import time
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+
+from PyQt5.QtCore import QObject, Qt, QTimer
+
+from core.protocol.errors import BROKER_ERROR, INVALID_ARGUMENT, NOT_READY
+
+from ..base import Broker, BrokerInfo, BrokerListener, Done, ModifyRequest, OrderRequest, Result
+from .exchange import Clock, SimExchange
+from .universe import build_universe
+
+log = logging.getLogger(__name__)
+
+MAX_CATCH_UP = 5
+ACCOUNT_NO = "SIM0000001"
+
+#: ``[sim]`` defaults, used for keys a plain mapping leaves out.
+SIM_DEFAULTS: Dict[str, Any] = {
+    "seed": 0,
+    "sessions": "always",
+    "quote_rate": 200,
+    "universe": [],
+    "extra_codes": 0,
+    "cash": 100000000,
+    "commission_pct": 0.015,
+    "tax_kospi_pct": 0.20,
+    "tax_kosdaq_pct": 0.20,
+    "slippage_ticks": 1,
+    "volatility": 1.0,
+    "burst_every_s": 30.0,
+}
+
+# Rejections that are the caller's mistake (the order itself is wrong).
+_ARGUMENT_REASONS = ("unknown code", "side must", "type must", "qty must", "price", "modify qty")
+
+
+def sim_settings(config: Any) -> Dict[str, Any]:
+    """The ``[sim]`` values from a :class:`core.config.Config`, a mapping, or None (defaults)."""
+    settings = dict(SIM_DEFAULTS)
+    if config is None:
+        return settings
+    if hasattr(config, "section"):
+        settings.update(config.section("sim"))
+    elif isinstance(config, Mapping):
+        settings.update(config)
+    else:
+        raise TypeError("config must be a Config or a mapping of [sim] keys")
+    return settings
+
+
+def exchange_from_settings(sim: Mapping[str, Any], clock: Optional[Clock] = None) -> SimExchange:
+    """A :class:`SimExchange` configured by ``[sim]`` values (seed 0: a random seed)."""
+    seed = sim["seed"] or random.SystemRandom().randrange(1, 2**31)
+    return SimExchange(
+        build_universe(sim["universe"], sim["extra_codes"]),
+        seed=seed,
+        sessions=sim["sessions"],
+        cash=sim["cash"],
+        commission_pct=sim["commission_pct"],
+        tax_kospi_pct=sim["tax_kospi_pct"],
+        tax_kosdaq_pct=sim["tax_kosdaq_pct"],
+        slippage_ticks=sim["slippage_ticks"],
+        volatility=sim["volatility"],
+        burst_every_s=sim["burst_every_s"],
+        quote_rate=sim["quote_rate"],
+        clock=clock,
+        account_no=ACCOUNT_NO,
+    )
+
+
+def _error_code(reason: str) -> str:
+    if reason.startswith(_ARGUMENT_REASONS):
+        return INVALID_ARGUMENT
+    return BROKER_ERROR
+
+
+class SimBroker(Broker):
+    """The KRX market simulator behind the broker contract (Qt thread only)."""
+
+    name = "sim"
+
+    def __init__(
+        self,
+        listener: BrokerListener,
+        config: Any = None,
+        clock: Optional[Clock] = None,
+        tick_ms: int = 20,
+        parent: Optional[QObject] = None,
+    ) -> None:
+        super().__init__(listener)
+        self.settings = sim_settings(config)
+        self.exchange = exchange_from_settings(self.settings, clock)
+        self.tick_ms = tick_ms
+        self.dropped_ticks = 0
+        self._connected = False
+        self._started = 0.0
+        self._ticks_done = 0
+        self._timer = QTimer(parent)
+        self._timer.setTimerType(Qt.PreciseTimer)
+        self._timer.setInterval(tick_ms)
+        self._timer.timeout.connect(self._on_timer)
+        self._routes: Dict[str, Callable[[Any], None]] = {
+            "quote": listener.on_quote,
+            "order": listener.on_order,
+            "fill": listener.on_fill,
+            "position": listener.on_position,
+            "account": listener.on_account,
+        }
+
+    @property
+    def seed(self) -> int:
+        return self.exchange.seed
+
+    # -- session ------------------------------------------------------------------------------
+    def connect(self) -> None:
+        """Reconcile at once (account, positions, open orders), then report connected."""
+        names = {code: st.name for code, st in self.exchange.market.states.items()}
+        self._call(self.listener.on_names, names)
+        self._call(self.listener.on_account, self.exchange.account())
+        for position in self.exchange.positions():
+            self._call(self.listener.on_position, position)
+        for order in self.exchange.open_orders():
+            self._call(self.listener.on_order, order)
+        if not self._connected:
+            self._connected = True
+            self._started = time.monotonic()
+            self._ticks_done = 0
+            self._timer.start()
+        self._call(
+            self.listener.on_connection,
+            True,
+            "simulator ready: {} codes, seed {}, sessions {}, {} quotes/s".format(
+                len(self.exchange.market.states),
+                self.exchange.seed,
+                self.exchange.sessions,
+                self.settings["quote_rate"],
+            ),
+        )
+
+    def disconnect(self) -> None:
+        if not self._connected:
+            return
+        self._timer.stop()
+        self._connected = False
+        self._call(self.listener.on_connection, False, "simulator stopped")
+
+    def info(self) -> BrokerInfo:
+        return BrokerInfo("sim", "sim", self.exchange.ledger.account().account, self._connected)
+
+    # -- market data ----------------------------------------------------------------------------
+    def subscribe(self, codes: Sequence[str]) -> None:
+        unknown = self.exchange.subscribe(codes)
+        if unknown:
+            log.warning("not in the simulator's universe, no quotes: %s", ", ".join(unknown))
+
+    def unsubscribe(self, codes: Sequence[str]) -> None:
+        self.exchange.unsubscribe(codes)
+
+    def name_of(self, code: str) -> str:
+        return self.exchange.name_of(code)
+
+    def base_price(self, code: str) -> int:
+        return self.exchange.base_price(code)
+
+    # -- orders -------------------------------------------------------------------------------------
+    def place_order(self, request: OrderRequest, done: Done) -> None:
+        if not self._connected:
+            self._call(done, Result.failure("simulator not connected", NOT_READY))
+            return
+        order_id, reason = self.exchange.place(
+            request.code, request.side, request.qty, request.price, request.kind, request.cmd_id
+        )
+        if reason:
+            self._call(done, Result.failure(reason, _error_code(reason)))
+        else:
+            self._call(done, Result.success(order_id=order_id))
+        self._dispatch()
+
+    def cancel_order(self, order_id: str, cmd_id: str, done: Done) -> None:
+        if not self._connected:
+            self._call(done, Result.failure("simulator not connected", NOT_READY))
+            return
+        reason = self.exchange.cancel(order_id, cmd_id)
+        if reason:
+            code = INVALID_ARGUMENT if reason.startswith("unknown order") else BROKER_ERROR
+            self._call(done, Result.failure(reason, code))
+        else:
+            self._call(done, Result.success(order_id=order_id))
+        self._dispatch()
+
+    def modify_order(self, request: ModifyRequest, done: Done) -> None:
+        if not self._connected:
+            self._call(done, Result.failure("simulator not connected", NOT_READY))
+            return
+        new_id, reason = self.exchange.modify(
+            request.order_id, request.qty, request.price, request.cmd_id
+        )
+        if reason:
+            code = _error_code(reason)
+            if reason.startswith(("unknown order", "market orders cannot")):
+                code = INVALID_ARGUMENT
+            self._call(done, Result.failure(reason, code))
+        else:
+            self._call(done, Result.success(order_id=new_id, orig_order_id=request.order_id))
+        self._dispatch()
+
+    def open_orders(self):  # type: ignore[override]
+        return self.exchange.open_orders()
+
+    # -- queries ------------------------------------------------------------------------------------
+    def query_positions(self) -> None:
+        for position in self.exchange.positions():
+            self._call(self.listener.on_position, position)
+
+    def query_open_orders(self) -> None:
+        for order in self.exchange.open_orders():
+            self._call(self.listener.on_order, order)
+
+    def query_account(self) -> None:
+        self._call(self.listener.on_account, self.exchange.account())
+
+    # -- the clock ----------------------------------------------------------------------------------
+    def _on_timer(self) -> None:
+        due = int((time.monotonic() - self._started) * 1000 / self.tick_ms) - self._ticks_done
+        if due <= 0:
+            return
+        if due > MAX_CATCH_UP:
+            self.dropped_ticks += due - MAX_CATCH_UP
+            self._ticks_done += due - MAX_CATCH_UP
+            due = MAX_CATCH_UP
+        dt = self.tick_ms / 1000.0
+        for _ in range(due):
+            try:
+                self.exchange.step(dt)
+            except Exception:  # a bug must not stop the market or kill the Qt loop
+                log.exception("simulator step failed")
+            self._ticks_done += 1
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        routes = self._routes
+        for payload in self.exchange.drain():
+            self._call(routes[payload.TYPE], payload)
+
+    @staticmethod
+    def _call(fn: Callable[..., None], *args: Any) -> None:
+        """Call the listener; an exception there is logged, never raised into Qt."""
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("broker listener failed in %s", getattr(fn, "__name__", fn))

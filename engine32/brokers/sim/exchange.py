@@ -1,0 +1,512 @@
+"""The simulator's core: market + matching + account, pure Python and free of Qt.
+
+Tests drive it directly; :class:`~engine32.brokers.sim.broker.SimBroker` only adds a QTimer.
+Two clocks, kept apart on purpose:
+
+- the **market clock** ``t`` (seconds) moves only by the ``dt`` given to :meth:`step`, so the
+  market depends on the seed and on the sequence of calls, not on wall-clock jitter;
+- the **exchange clock** ``clock()`` (ms since the epoch, injectable) stamps orders and quotes
+  (``HHMMSS`` in KST) and, with ``sessions="krx"``, says which KRX phase it is.
+
+Every event the outside world should hear about (quotes, orders, fills, positions, account)
+is appended to an outbox in the order it happened; :meth:`drain` hands it over.
+
+Cost per quote is O(1): an event picks one *active* code at random (subscribed, with open
+orders or held), evolves it and matches that code's open orders only. Codes that are not
+active are not touched; when one becomes active it catches up with one draw for the time it
+was left alone, so the whole universe evolves without a loop over it.
+"""
+
+import random
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from core.protocol import krx
+from core.protocol.events import (
+    ACCEPTED,
+    BUY,
+    CANCELLED,
+    FILLED,
+    LIMIT,
+    MARKET,
+    PARTIALLY_FILLED,
+    REJECTED,
+    SELL,
+    Fill,
+    Order,
+    Payload,
+    Quote,
+)
+
+from .account import Ledger
+from .market import Market
+from .matching import SimOrder, auction_fills, check_order, match
+from .universe import Instrument
+
+Clock = Callable[[], int]
+
+#: Share of events given to bursting codes (when some are bursting).
+BURST_EVENT_SHARE = 0.3
+#: Positions and the account are revalued at most this often (market seconds).
+REVALUE_EVERY_S = 1.0
+MARKET_CLOSED = "market closed (KRX regular session: orders 08:30-15:30 KST on weekdays)"
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def kst_day(now_ms: int) -> int:
+    """Days since the epoch in KST (changes at midnight in Seoul)."""
+    return (now_ms // 1000 + 9 * 3600) // 86400
+
+
+def kst_hhmmss(now_ms: int) -> str:
+    s = (now_ms // 1000 + 9 * 3600) % 86400
+    return "{:02d}{:02d}{:02d}".format(s // 3600, s // 60 % 60, s % 60)
+
+
+class SimExchange:
+    """A KRX-like market for a universe of codes, with one paper account trading in it."""
+
+    def __init__(
+        self,
+        instruments: List[Instrument],
+        seed: int = 1,
+        sessions: str = "always",
+        cash: int = 100000000,
+        commission_pct: float = 0.015,
+        tax_kospi_pct: float = 0.20,
+        tax_kosdaq_pct: float = 0.20,
+        slippage_ticks: int = 1,
+        volatility: float = 1.0,
+        burst_every_s: float = 30.0,
+        quote_rate: float = 200.0,
+        clock: Optional[Clock] = None,
+        account_no: str = "SIM0000001",
+    ) -> None:
+        if sessions not in ("always", "krx"):
+            raise ValueError("sessions must be 'always' or 'krx', got {!r}".format(sessions))
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.sessions = sessions
+        self.slippage_ticks = slippage_ticks
+        self.burst_every_s = burst_every_s
+        self.quote_rate = quote_rate
+        self.clock: Clock = clock or wall_clock_ms
+        self.t = 0.0
+        self.market = Market(instruments, self.rng, volatility, self.t)
+        self.ledger = Ledger(cash, commission_pct, tax_kospi_pct, tax_kosdaq_pct, account_no)
+        self.orders: Dict[str, SimOrder] = {}
+        self.outbox: List[Payload] = []
+        self.subscribed: Dict[str, None] = {}  # insertion-ordered set
+        self._open_by_code: Dict[str, List[SimOrder]] = {}
+        self._new_orders: List[SimOrder] = []
+        self._active: List[str] = []
+        self._active_index: Dict[str, int] = {}
+        self._bursting: List[str] = []
+        self._order_seq = 0
+        self._quote_carry = 0.0
+        self._next_revalue = REVALUE_EVERY_S
+        self._revalued: Dict[str, int] = {}
+        now = self.clock()
+        self._day = kst_day(now)
+        self.phase = self.phase_at(now)
+
+    # -- reference data -------------------------------------------------------------------------
+    def name_of(self, code: str) -> str:
+        st = self.market.get(code)
+        return st.name if st else ""
+
+    def base_price(self, code: str) -> int:
+        st = self.market.get(code)
+        return st.base if st else 0
+
+    def phase_at(self, now_ms: int) -> str:
+        if self.sessions == "always":
+            return krx.CONTINUOUS
+        return krx.session_at(krx.datetime.datetime.fromtimestamp(now_ms / 1000.0, krx.KST))
+
+    def quote(self, code: str, now_ms: Optional[int] = None) -> Optional[Quote]:
+        """The current quote of ``code`` (None if unknown)."""
+        st = self.market.get(code)
+        if st is None:
+            return None
+        return self._quote(st, kst_hhmmss(self.clock() if now_ms is None else now_ms))
+
+    # -- subscriptions and the active set ---------------------------------------------------------
+    def subscribe(self, codes: Sequence[str]) -> List[str]:
+        """Stream quotes for ``codes``; returns those the universe does not know."""
+        unknown = []
+        for code in codes:
+            if code not in self.market.states:
+                unknown.append(code)
+                continue
+            self.subscribed[code] = None
+            self._refresh_active(code)
+        return unknown
+
+    def unsubscribe(self, codes: Sequence[str]) -> None:
+        for code in codes:
+            if self.subscribed.pop(code, 0) is None:
+                self._refresh_active(code)
+
+    def _refresh_active(self, code: str) -> None:
+        held = self.ledger.holdings.get(code)
+        want = code in self.subscribed or code in self._open_by_code or bool(held and held.qty)
+        idx = self._active_index.get(code)
+        if want and idx is None:
+            st = self.market.states[code]
+            self.market.event(st, self.t, trading=False)  # catch up for the time left alone
+            self._active_index[code] = len(self._active)
+            self._active.append(code)
+        elif not want and idx is not None:
+            last = self._active.pop()
+            if last != code:
+                self._active[idx] = last
+                self._active_index[last] = idx
+            del self._active_index[code]
+
+    @property
+    def active_codes(self) -> List[str]:
+        return list(self._active)
+
+    # -- orders -------------------------------------------------------------------------------------
+    def _next_order_id(self) -> str:
+        self._order_seq += 1
+        return "S{:06d}".format(self._order_seq)
+
+    def place(
+        self, code: str, side: str, qty: int, price: int, kind: str = LIMIT, cmd_id: str = ""
+    ) -> Tuple[str, str]:
+        """Place an order: ``(order_id, '')`` when accepted, ``(order_id, reason)`` when rejected.
+
+        Either way the order is in the outbox (``accepted`` or ``rejected`` with its reason).
+        Accepted orders first meet the market at the start of the next :meth:`step`.
+        """
+        now = self.clock()
+        st = self.market.get(code)
+        if kind == MARKET:
+            price = 0
+        reason = check_order(side, kind, qty, price, st)
+        if not reason:
+            reason = self._check_session(now) or self._check_means(code, side, qty, price, kind)
+        name = st.name if st else ""
+        order = SimOrder(
+            self._next_order_id(), str(code), name, str(side), str(kind),
+            qty if isinstance(qty, int) else 0, price if isinstance(price, int) else 0,
+            cmd_id, ACCEPTED, now,
+        )  # fmt: skip
+        self.orders[order.order_id] = order
+        if reason:
+            order.close(REJECTED, reason, now)
+            self.outbox.append(order.to_order())
+            return order.order_id, reason
+        self._open(order)
+        self.outbox.append(order.to_order())
+        return order.order_id, ""
+
+    def _check_session(self, now_ms: int) -> str:
+        return MARKET_CLOSED if self.phase_at(now_ms) == krx.CLOSED else ""
+
+    def _check_means(self, code: str, side: str, qty: int, price: int, kind: str) -> str:
+        if side == SELL:
+            sellable = self.ledger.sellable(code)
+            if qty > sellable:
+                return "no short selling: {:,} shares of {} sellable, order for {:,}".format(
+                    sellable, code, qty
+                )
+            return ""
+        need = self.ledger.buy_need(qty, self._reserve_price(code, price, kind))
+        if need > self.ledger.orderable:
+            return (
+                "insufficient orderable cash: the order needs {:,} KRW, {:,} KRW orderable".format(
+                    need, self.ledger.orderable
+                )
+            )
+        return ""
+
+    def _reserve_price(self, code: str, price: int, kind: str) -> int:
+        return self.market.states[code].upper if kind == MARKET else price
+
+    def _open(self, order: SimOrder) -> None:
+        """Put an accepted order on the book and reserve what it needs."""
+        if order.side == BUY:
+            order.reserved = self.ledger.buy_need(
+                order.qty, self._reserve_price(order.code, order.price, order.kind)
+            )
+            self.ledger.reserved += order.reserved
+        else:
+            self.ledger.holding(order.code, order.name).reserved_sell += order.qty
+        self._open_by_code.setdefault(order.code, []).append(order)
+        self._new_orders.append(order)
+        self._refresh_active(order.code)
+
+    def _unreserve(self, order: SimOrder) -> None:
+        """Release what a closing order still holds back."""
+        if order.side == BUY:
+            self.ledger.reserved -= order.reserved
+            order.reserved = 0
+        else:
+            self.ledger.holding(order.code).reserved_sell -= order.remaining
+        book = self._open_by_code.get(order.code)
+        if book is not None:
+            book.remove(order)
+            if not book:
+                del self._open_by_code[order.code]
+        self._refresh_active(order.code)
+
+    def cancel(self, order_id: str, cmd_id: str = "") -> str:
+        """Cancel an open order; returns '' or why not."""
+        order = self.orders.get(order_id)
+        if order is None:
+            return "unknown order {}".format(order_id)
+        if not order.is_open:
+            return "order {} is {}, not open".format(order_id, order.status)
+        self._unreserve(order)
+        order.close(CANCELLED, "cancelled" + (" by " + cmd_id if cmd_id else ""), self.clock())
+        self.outbox.append(order.to_order())
+        return ""
+
+    def modify(
+        self,
+        order_id: str,
+        qty: Optional[int] = None,
+        price: Optional[int] = None,
+        cmd_id: str = "",
+    ) -> Tuple[str, str]:
+        """Kiwoom-like modify: the old order is cancelled and a new one (new id) replaces it.
+
+        ``qty`` (default: the old remaining, at most that) and ``price`` (default: the old
+        price). Returns ``(new_order_id, '')`` or ``('', reason)``; nothing changes on failure.
+        """
+        old = self.orders.get(order_id)
+        if old is None:
+            return "", "unknown order {}".format(order_id)
+        if not old.is_open:
+            return "", "order {} is {}, not open".format(order_id, old.status)
+        if old.kind == MARKET:
+            return "", "market orders cannot be modified"
+        new_qty = old.remaining if qty is None else qty
+        new_price = old.price if price is None else price
+        st = self.market.states[old.code]
+        reason = check_order(old.side, old.kind, new_qty, new_price, st)
+        if not reason and new_qty > old.remaining:
+            reason = "modify qty {:,} is more than the remaining {:,}".format(
+                new_qty, old.remaining
+            )
+        if not reason and old.side == BUY:
+            need = self.ledger.buy_need(new_qty, new_price)
+            if need > self.ledger.orderable + old.reserved:
+                reason = "insufficient orderable cash: the order needs {:,} KRW".format(need)
+        if not reason:
+            reason = self._check_session(self.clock())
+        if reason:
+            return "", reason
+        now = self.clock()
+        new = SimOrder(
+            self._next_order_id(), old.code, old.name, old.side, old.kind, new_qty, new_price,
+            cmd_id, ACCEPTED, now, orig_order_id=old.order_id,
+        )  # fmt: skip
+        self._unreserve(old)
+        old.close(CANCELLED, "modified: replaced by " + new.order_id, now)
+        self.outbox.append(old.to_order())
+        self.orders[new.order_id] = new
+        self._open(new)
+        self.outbox.append(new.to_order())
+        return new.order_id, ""
+
+    def open_orders(self) -> List[Order]:
+        return [o.to_order() for book in self._open_by_code.values() for o in book]
+
+    # -- fills --------------------------------------------------------------------------------------
+    def _fill(self, order: SimOrder, qty: int, price: int, now_ms: int) -> None:
+        st = self.market.states[order.code]
+        fee, tax = self.ledger.apply_fill(order.code, order.name, st.market, order.side, qty, price)
+        order.filled_qty += qty
+        order.fill_value += qty * price
+        order.fills += 1
+        order.updated_ts = now_ms
+        self.outbox.append(
+            Fill(
+                fill_id="{}-{}".format(order.order_id, order.fills),
+                order_id=order.order_id,
+                code=order.code,
+                side=order.side,
+                qty=qty,
+                price=price,
+                fee=fee,
+                tax=tax,
+            )
+        )
+        if order.side == BUY:
+            new_reserved = self.ledger.buy_need(
+                order.remaining, self._reserve_price(order.code, order.price, order.kind)
+            )
+            self.ledger.reserved -= order.reserved - new_reserved
+            order.reserved = new_reserved
+        if order.remaining == 0:
+            order.status = FILLED
+            self._unreserve(order)
+        else:
+            order.status = PARTIALLY_FILLED
+        self.outbox.append(order.to_order())
+        holding = self.ledger.holdings[order.code]
+        self._revalued[order.code] = holding.last_price
+        self.outbox.append(holding.position())
+        self.outbox.append(self.ledger.account())
+        if holding.qty == 0:
+            self._refresh_active(order.code)
+
+    def _match_code(self, code: str, now_ms: int) -> None:
+        book = self._open_by_code.get(code)
+        if not book:
+            return
+        st = self.market.states[code]
+        available = st.depth
+        for order in list(book):
+            if available <= 0:
+                break
+            qty, price = match(order, st, available, self.slippage_ticks)
+            order.resting = True
+            if qty:
+                available -= qty
+                self._fill(order, qty, price, now_ms)
+
+    def _auction(self, now_ms: int) -> None:
+        """Single-price match of every open order at each code's current price."""
+        for code in list(self._open_by_code):
+            st = self.market.states[code]
+            for order in list(self._open_by_code.get(code, ())):
+                order.resting = True
+                if auction_fills(order, st.price):
+                    self._fill(order, order.remaining, st.price, now_ms)
+
+    def _expire_all(self, now_ms: int) -> None:
+        for code in list(self._open_by_code):
+            for order in list(self._open_by_code.get(code, ())):
+                self._unreserve(order)
+                order.close(CANCELLED, "expired at the close", now_ms)
+                self.outbox.append(order.to_order())
+
+    # -- the clock ----------------------------------------------------------------------------------
+    def _advance_phase(self, now_ms: int) -> str:
+        """Day roll-over and KRX phase transitions (auctions, expiry) up to ``now_ms``."""
+        day = kst_day(now_ms)
+        phase = self.phase_at(now_ms)
+        prev = self.phase
+        new_day = day != self._day
+        if self.sessions == "krx":
+            opened = prev == krx.PRE_OPEN and (phase != krx.PRE_OPEN or new_day)
+            if opened:
+                self._auction(now_ms)  # the 09:00 opening match
+            if (opened or prev in (krx.CONTINUOUS, krx.CLOSING_AUCTION)) and (
+                phase in (krx.CLOSED, krx.PRE_OPEN) or new_day
+            ):
+                self._auction(now_ms)  # the 15:30 closing match
+                self._expire_all(now_ms)
+        if new_day:
+            self.market.new_day()
+            self._day = day
+        self.phase = phase
+        return phase
+
+    def step(self, dt: float, quotes: Optional[float] = None) -> int:
+        """Advance the market clock by ``dt`` seconds with ``quotes`` events (default
+        ``quote_rate * dt``; fractions carry over to the next step). Returns the events made."""
+        now = self.clock()
+        phase = self._advance_phase(now)
+        t0 = self.t
+        self.t = t0 + dt
+        if phase == krx.CLOSED:
+            return 0
+        trading = phase == krx.CONTINUOUS
+        if self._new_orders:
+            new, self._new_orders = self._new_orders, []
+            if trading:
+                for order in new:
+                    if order.is_open and not order.resting:
+                        self._match_code(order.code, now)
+        self._quote_carry += self.quote_rate * dt if quotes is None else quotes
+        n = int(self._quote_carry)
+        self._quote_carry -= n
+        active = self._active
+        if not active:
+            return 0
+        market = self.market
+        states = market.states
+        rng = self.rng
+        if self.burst_every_s > 0 and rng.random() < dt / self.burst_every_s:
+            code = active[int(rng.random() * len(active))]
+            market.start_burst(states[code], t0)
+            if code not in self._bursting:
+                self._bursting.append(code)
+        bursting = self._bursting
+        if bursting:
+            bursting[:] = [
+                c for c in bursting if states[c].burst_until > t0 and c in self._active_index
+            ]
+        hhmmss = kst_hhmmss(now)
+        subscribed = self.subscribed
+        open_by_code = self._open_by_code
+        outbox = self.outbox
+        n_active = len(active)
+        for i in range(n):
+            if bursting and rng.random() < BURST_EVENT_SHARE:
+                code = bursting[int(rng.random() * len(bursting))]
+            else:
+                code = active[int(rng.random() * n_active)]
+            st = states[code]
+            market.event(st, t0 + dt * (i + 1) / n, trading)
+            if trading and code in open_by_code:
+                self._match_code(code, now)
+                n_active = len(active)
+            if code in subscribed:
+                outbox.append(self._quote(st, hhmmss))
+        if self.t >= self._next_revalue:
+            self._next_revalue = self.t + REVALUE_EVERY_S
+            self._revalue()
+        return n
+
+    def _quote(self, st, hhmmss: str) -> Quote:
+        change = st.price - st.base
+        return Quote(
+            st.code,
+            st.price,
+            change,
+            round(change * 100.0 / st.base, 2),
+            st.volume,
+            st.trade_qty,
+            st.open,
+            st.high,
+            st.low,
+            st.ask,
+            st.bid,
+            hhmmss,
+        )
+
+    def _revalue(self) -> None:
+        """Positions whose price moved since last told, then the account (O(holdings))."""
+        changed = False
+        for code, h in self.ledger.holdings.items():
+            if not h.qty:
+                continue
+            price = self.market.states[code].price
+            if self._revalued.get(code) != price:
+                h.last_price = price
+                self._revalued[code] = price
+                self.outbox.append(h.position())
+                changed = True
+        if changed:
+            self.outbox.append(self.ledger.account())
+
+    # -- snapshots ----------------------------------------------------------------------------------
+    def positions(self) -> list:
+        return [h.position() for h in self.ledger.holdings.values() if h.qty or h.realized]
+
+    def account(self):
+        return self.ledger.account()
+
+    def drain(self) -> List[Payload]:
+        out, self.outbox = self.outbox, []
+        return out
