@@ -1,0 +1,1 @@
+"""The Textual trading console (``python -m tui``). Talks only to Redis and the database."""

@@ -1,0 +1,63 @@
+"""``python -m tui [--config PATH] [--redis URL] [--prefix P]``: open the trading console."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core.config import ConfigError, load_config, redact
+
+from .keymap import KeymapError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="kc tui",
+        description="The Kiwoom terminal trading console. Connects to the engine through Redis; "
+        "press ? inside for every key, Ctrl+P for every action by name.",
+    )
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config.toml to read (default: $KC_CONFIG or the repository's)",
+    )
+    p.add_argument(
+        "--redis", metavar="URL", help="Redis URL, without a password (overrides [redis] url)"
+    )
+    p.add_argument("--prefix", metavar="P", help="key prefix (overrides [redis] prefix)")
+    p.add_argument(
+        "--database", metavar="DSN", help="PostgreSQL DSN for charts (overrides [database] url)"
+    )
+    p.add_argument(
+        "--refresh-hz",
+        type=float,
+        metavar="N",
+        help="repaints per second at most (overrides [tui] refresh_hz)",
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = load_config(
+            args.config,
+            overrides={
+                "redis.url": args.redis,
+                "redis.prefix": args.prefix,
+                "database.url": args.database,
+                "tui.refresh_hz": args.refresh_hz,
+            },
+        )
+        from .app import KiwoomConsole
+
+        app = KiwoomConsole(cfg)
+    except (ConfigError, KeymapError) as exc:
+        print(f"kc tui: {redact(str(exc))}", file=sys.stderr)
+        return 2
+    app.run()
+    return app.return_code or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,425 @@
+"""The Textual app: wiring of the store, the feed worker, the refresh timer and the actions."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import signal
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from redis.exceptions import RedisError
+from textual.app import App, SystemCommand
+from textual.screen import Screen
+
+from core.bus import Bus, ReplyTimeout, new_command_id
+from core.config import Config
+from core.protocol import make_command
+from core.protocol.errors import ProtocolError
+from core.protocol.events import BUY, FILLED, HALTED, OPEN_STATUSES, REJECTED
+from core.protocol.krx import KST, is_valid_code
+
+from .actions import ACTIONS, APP, bindings
+from .feed import (
+    EngineChanged,
+    Feed,
+    FeedConnected,
+    FeedLost,
+    FillEvent,
+    OrderEvent,
+    ReplyEvent,
+    Resynced,
+    SurgeEvent,
+)
+from .keymap import effective_keys, load_keymap
+from .screens.main import MainScreen
+from .state import Store
+from .widgets import fmt
+
+#: Seconds to wait for the engine's reply to a command.
+REPLY_TIMEOUT_S = 5.0
+
+
+class KiwoomConsole(App[None]):
+    """``python -m tui``: the trading console. Talks only to Redis (and the database for charts)."""
+
+    CSS_PATH = "theme.tcss"
+    TITLE = "Kiwoom Console"
+    BINDINGS = bindings(APP)
+    ENABLE_COMMAND_PALETTE = True
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        clock: Callable[[], datetime.datetime] | None = None,
+        poll_s: float = 1.0,
+        feed: bool = True,
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.prefix = cfg.redis.prefix
+        self.clock = clock or (lambda: datetime.datetime.now(KST))
+        self.frozen = clock is not None
+        self.store = Store(cfg.tui.sparkline_s)
+        self.keymap = load_keymap(cfg.tui.keymap)
+        self.keys_by_action = effective_keys(self.keymap)
+        self.set_keymap(self.keymap)
+        self.feed = Feed(self._new_bus, self.store, self.post_message, poll_s=poll_s)
+        self._start_feed = feed
+        self.cmd_bus: Bus | None = None
+        self.my_cmd_ids: set[str] = set()
+        self.flushes = 0
+        self.flush_s = 0.0
+        self.first_frame_at: float | None = None
+        if cfg.tui.theme:
+            self.theme = cfg.tui.theme
+
+    def _new_bus(self) -> Bus:
+        return Bus(self.cfg.redis_url_with_auth(), self.prefix)
+
+    def now_ms(self) -> int:
+        return int(self.clock().timestamp() * 1000)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen[Any]:
+        return MainScreen(id="main")
+
+    @property
+    def main(self) -> MainScreen:
+        screen = self.screen_stack[0]
+        assert isinstance(screen, MainScreen)
+        return screen
+
+    def on_mount(self) -> None:
+        self.cmd_bus = self._new_bus()
+        if self._start_feed:
+            self.run_worker(self.feed.run(), name="feed", group="feed", exclusive=True)
+        self.set_interval(1.0 / self.cfg.tui.refresh_hz, self.flush, name="flush")
+        if not self.frozen:
+            self.set_interval(1.0, self.tick, name="tick")
+        try:
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGHUP, self._terminal_gone)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+
+    def _terminal_gone(self) -> None:
+        """SSH session or terminal closed: leave at once instead of writing into the void."""
+        self.exit(return_code=129)
+
+    async def on_unmount(self) -> None:
+        if self.cmd_bus is not None:
+            try:
+                await self.cmd_bus.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def flush(self) -> None:
+        """Repaint what changed since the last flush: at most ``refresh_hz`` times a second."""
+        dirty = self.store.take_dirty()
+        if not dirty:
+            return
+        start = time.perf_counter()
+        main = self.main
+        with self.batch_update():
+            main.apply_dirty(dirty)
+        self.flushes += 1
+        self.flush_s += time.perf_counter() - start
+
+    def tick(self) -> None:
+        self.main.tick()
+
+    # --- feed messages -------------------------------------------------------------------------
+
+    def on_feed_connected(self, message: FeedConnected) -> None:
+        self.store.dirty.status = True
+
+    def on_feed_lost(self, message: FeedLost) -> None:
+        self.store.dirty.status = True
+
+    def on_resynced(self, message: Resynced) -> None:
+        if message.reason not in ("connect",):
+            self.notify(f"View rebuilt from the engine's snapshot ({message.reason}).", timeout=3)
+
+    def on_engine_changed(self, message: EngineChanged) -> None:
+        self.store.dirty.status = True
+
+    def on_order_event(self, message: OrderEvent) -> None:
+        o = message.order
+        if o.status == REJECTED and o.cmd_id not in self.my_cmd_ids:
+            self.notify(
+                f"{o.side.upper()} {o.code} {o.qty:,} rejected: {o.reason or 'no reason given'}",
+                title="Order rejected",
+                severity="error",
+                timeout=8,
+            )
+        elif o.status == REJECTED and o.reason:
+            self.notify(
+                f"Order {o.order_id} rejected by the broker: {o.reason}",
+                severity="error",
+                timeout=8,
+            )
+
+    def on_fill_event(self, message: FillEvent) -> None:
+        f = message.fill
+        name = self.store.name_of(f.code)
+        side = "Bought" if f.side == BUY else "Sold"
+        order = self.store.orders.get(f.order_id)
+        done = " (order complete)" if order and order.status == FILLED else ""
+        self.notify(
+            f"{side} {f.qty:,} {f.code} {name} @ {f.price:,} KRW{done}",
+            title=f"Fill - order {f.order_id}",
+            timeout=5,
+        )
+
+    def on_reply_event(self, message: ReplyEvent) -> None:
+        """Replies to commands other clients sent: only errors are worth a word."""
+        reply = message.reply
+        if reply.get("id") in self.my_cmd_ids or reply.get("ok"):
+            return
+        err = reply.get("error") or {}
+        if reply.get("cmd") in ("buy", "sell", "cancel", "modify", "cancel_all", "halt", "resume"):
+            self.notify(
+                f"{reply.get('cmd')} from another client failed: {err.get('message', '')}",
+                severity="warning",
+                timeout=5,
+            )
+
+    def on_surge_event(self, message: SurgeEvent) -> None:
+        s = message.surge
+        if self.cfg.tui.bell:
+            self.bell()
+        name = s.name or self.store.name_of(s.code)
+        self.notify(
+            f"{s.code} {name} {s.change_pct:+.2f}% at {s.price:,}, volume ×{s.volume_ratio:.1f}",
+            title="Surge",
+            severity="warning",
+            timeout=4,
+        )
+
+    # --- commands -----------------------------------------------------------------------------
+
+    async def send_command(self, name: str, **args: Any) -> dict[str, Any] | None:
+        """Send one command and tell the trader what came of it, in plain words."""
+        cmd_id = new_command_id()
+        try:
+            cmd = make_command(name, id=cmd_id, client="tui", **args)
+        except ProtocolError as exc:
+            self.notify(f"Not sent: {exc.message}", severity="error", timeout=8)
+            return None
+        self.my_cmd_ids.add(cmd_id)
+        assert self.cmd_bus is not None
+        try:
+            reply = await self.cmd_bus.send_command(cmd, timeout=REPLY_TIMEOUT_S)
+        except ReplyTimeout:
+            self.notify(
+                f"No reply to {name} within {REPLY_TIMEOUT_S:g} s - is the engine running? "
+                "Check the Orders panel before sending again.",
+                severity="error",
+                timeout=10,
+            )
+            return None
+        except (RedisError, OSError) as exc:
+            self.notify(
+                f"{name} not sent: Redis is unreachable ({type(exc).__name__}).", severity="error"
+            )
+            return None
+        except ProtocolError as exc:
+            self.notify(f"{name}: unreadable reply ({exc.message})", severity="error")
+            return None
+        self.notify_reply(reply, args)
+        return reply
+
+    def notify_reply(self, reply: dict[str, Any], args: dict[str, Any]) -> None:
+        cmd = reply.get("cmd") or ""
+        if not reply.get("ok"):
+            err = reply.get("error") or {}
+            code = err.get("code", "")
+            self.notify(
+                f"{err.get('message') or code} ({code})",
+                title=f"{cmd.replace('_', ' ').capitalize()} refused",
+                severity="error",
+                timeout=10,
+            )
+            return
+        result = reply.get("result")
+        if cmd in ("buy", "sell"):
+            oid = result.get("order_id") if isinstance(result, dict) else result
+            price = "market" if args.get("type") == "market" else f"{args.get('price', 0):,} KRW"
+            self.notify(
+                f"{cmd.upper()} {args.get('code')} {args.get('qty', 0):,} @ {price} - order id {oid}",
+                title="Order accepted",
+                timeout=6,
+            )
+        elif cmd == "cancel":
+            self.notify(f"Cancel sent for order {args.get('order_id')}.", title="Cancel accepted")
+        elif cmd == "modify":
+            oid = result.get("order_id") if isinstance(result, dict) else result
+            self.notify(
+                f"Order {args.get('order_id')} modified - new order id {oid}.",
+                title="Modify accepted",
+            )
+        elif cmd == "cancel_all":
+            n = result.get("count") if isinstance(result, dict) else result
+            self.notify(f"Cancel sent for {n} open order(s).", title="Cancel all")
+        elif cmd in ("halt", "resume"):
+            state = result.get("state") if isinstance(result, dict) else result
+            self.notify(
+                f"Engine is now {state}.", title="Kill switch" if cmd == "halt" else "Resumed"
+            )
+        elif cmd in ("subscribe", "unsubscribe"):
+            wl = result.get("watchlist") if isinstance(result, dict) else result
+            if isinstance(wl, list):
+                self.store.set_watchlist([str(c) for c in wl])
+            verb = "Added" if cmd == "subscribe" else "Removed"
+            self.notify(f"{verb} {', '.join(args.get('codes') or [])}.", title="Watchlist")
+
+    def send_in_background(self, name: str, **args: Any) -> None:
+        self.run_worker(self.send_command(name, **args), group="commands")
+
+    # --- actions -------------------------------------------------------------------------------
+
+    def _order_ticket(self, side: str) -> None:
+        from .screens.ticket import TicketScreen
+
+        code = self.main.selected_code() or ""
+        self.push_screen(TicketScreen(side=side, code=code), self._ticket_done)
+
+    def _ticket_done(self, order: dict[str, Any] | None) -> None:
+        if order:
+            cmd = order.pop("cmd")
+            self.send_in_background(cmd, **order)
+
+    def action_buy(self) -> None:
+        self._order_ticket("buy")
+
+    def action_sell(self) -> None:
+        self._order_ticket("sell")
+
+    def _selected_order(self) -> Any:
+        key = self.main.orders.cursor_key
+        order = self.store.orders.get(key or "")
+        if order is None or order.status not in OPEN_STATUSES:
+            self.notify(
+                "Select an open order in the Orders panel first (press 4).", severity="warning"
+            )
+            return None
+        return order
+
+    def action_cancel_order(self) -> None:
+        order = self._selected_order()
+        if order is None:
+            return
+        self.send_in_background("cancel", order_id=order.order_id)
+
+    def action_modify_order(self) -> None:
+        from .screens.ticket import TicketScreen
+
+        order = self._selected_order()
+        if order is None:
+            return
+        self.push_screen(
+            TicketScreen(side=order.side, code=order.code, modify=order), self._ticket_done
+        )
+
+    def _confirm(self, question: str, then: Callable[[], None], danger: bool = True) -> None:
+        from .screens.confirm import ConfirmScreen
+
+        def done(ok: bool | None) -> None:
+            if ok:
+                then()
+
+        self.push_screen(ConfirmScreen(question, danger=danger), done)
+
+    def action_cancel_all(self) -> None:
+        n = len(self.store.open_orders())
+        self._confirm(
+            f"Cancel all {n} open order(s)?",
+            lambda: self.send_in_background("cancel_all"),
+        )
+
+    def action_halt(self) -> None:
+        n = len(self.store.open_orders())
+        self._confirm(
+            f"KILL SWITCH: halt trading and cancel {n} open order(s)? New orders will be refused.",
+            lambda: self.send_in_background("halt", cancel_open=True),
+        )
+
+    def action_resume(self) -> None:
+        if self.store.status.state != HALTED:
+            self.notify("The engine is not halted.", severity="information")
+            return
+        self._confirm(
+            "Resume trading? New orders will be accepted again.",
+            lambda: self.send_in_background("resume"),
+            danger=False,
+        )
+
+    def action_chart(self) -> None:
+        from .screens.chart import ChartScreen
+
+        code = self.main.selected_code()
+        if not code:
+            self.notify("Select a code first.", severity="warning")
+            return
+        self.push_screen(ChartScreen(code))
+
+    def action_add_code(self) -> None:
+        from .screens.confirm import PromptScreen
+
+        def done(text: str | None) -> None:
+            codes = [c.strip().upper() for c in (text or "").replace(",", " ").split() if c.strip()]
+            bad = [c for c in codes if not is_valid_code(c)]
+            if bad:
+                self.notify(
+                    f"Not a KRX code: {', '.join(bad)} (six characters, e.g. 005930).",
+                    severity="error",
+                )
+                return
+            if codes:
+                self.send_in_background("subscribe", codes=codes)
+
+        self.push_screen(PromptScreen("Add to watchlist: code(s), e.g. 005930 000660"), done)
+
+    def action_remove_code(self) -> None:
+        code = self.main.watchlist.cursor_key
+        if not code:
+            return
+        self.send_in_background("unsubscribe", codes=[code])
+
+    def action_resync(self) -> None:
+        self.feed.request_resync("asked")
+
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    # --- command palette -------------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        for spec in ACTIONS:
+            keys = fmt_keys(self.keys_by_action[spec.id])
+            yield SystemCommand(
+                f"{spec.title}  [{keys}]", spec.help, partial(self.run_action, spec.action)
+            )
+        yield from super().get_system_commands(screen)
+
+
+def fmt_keys(keys: str) -> str:
+    from .keymap import display_keys
+
+    return display_keys(keys)
+
+
+def default_css_path() -> Path:
+    return Path(__file__).with_name("theme.tcss")
+
+
+__all__ = ["KiwoomConsole", "fmt"]

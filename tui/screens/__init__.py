@@ -1,0 +1,1 @@
+"""Screens of the console: main, order ticket, confirm, chart, help."""

@@ -1,0 +1,219 @@
+"""The chart screen: candles of one code through textual-plotext, with the live price.
+
+Candles come from ``core.history`` when a database is configured (``[database] url``) and that
+module is there; otherwise from the one-minute bars the console built from the quotes it saw.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual_plotext import PlotextPlot
+
+from core.protocol.krx import KST
+
+from ..widgets import fmt
+
+if TYPE_CHECKING:
+    from ..app import KiwoomConsole
+
+#: (label, minutes per candle); ``1d`` needs the database.
+INTERVALS: tuple[tuple[str, int], ...] = (("1m", 1), ("5m", 5), ("15m", 15), ("1d", 1440))
+RANGES = (30, 60, 120, 240)
+
+Bar = tuple[int, int, int, int, int, int]  # start ms, open, high, low, close, volume
+
+
+def aggregate(bars: list[list[int]], minutes: int) -> list[Bar]:
+    """One-minute store bars → candles of ``minutes`` (KST-aligned for days)."""
+    out: list[Bar] = []
+    cur: list[int] | None = None
+    offset = 9 * 60 if minutes >= 1440 else 0  # days start at 00:00 KST
+    for m, o, h, lo, c, v0, v1 in bars:
+        bucket = (m + offset) // minutes
+        vol = max(0, v1 - v0)
+        if cur is None or cur[0] != bucket:
+            if cur is not None:
+                out.append(_bar(cur, minutes, offset))
+            cur = [bucket, o, h, lo, c, vol]
+        else:
+            cur[2] = max(cur[2], h)
+            cur[3] = min(cur[3], lo)
+            cur[4] = c
+            cur[5] += vol
+    if cur is not None:
+        out.append(_bar(cur, minutes, offset))
+    return out
+
+
+def _bar(cur: list[int], minutes: int, offset: int) -> Bar:
+    start_ms = (cur[0] * minutes - offset) * 60000
+    return (start_ms, cur[1], cur[2], cur[3], cur[4], cur[5])
+
+
+class ChartScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape,q", "app.pop_screen", "Back", id="chart_back"),
+        Binding("i", "interval", "Interval", id="chart_interval"),
+        Binding("plus,equals_sign", "zoom(-1)", "Fewer candles", id="chart_zoom_in"),
+        Binding("minus", "zoom(1)", "More candles", id="chart_zoom_out"),
+    ]
+    app: KiwoomConsole
+
+    def __init__(self, code: str) -> None:
+        super().__init__()
+        self.code = code
+        self.interval = 0
+        self.range = 1
+        self.db_bars: list[Bar] | None = None
+        self.source = "quotes seen"
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="chart-title")
+        yield PlotextPlot(id="chart")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.redraw()
+        self.set_interval(1.0, self.redraw, name="chart-live")
+        self.load_history()
+
+    # --- data ----------------------------------------------------------------------------------
+
+    def bars(self) -> list[Bar]:
+        label, minutes = INTERVALS[self.interval]
+        if self.db_bars is not None:
+            return self.db_bars[-RANGES[self.range] :]
+        seen = list(self.app.store.candles.get(self.code, ()))
+        return aggregate(seen, minutes)[-RANGES[self.range] :]
+
+    def load_history(self) -> None:
+        """Ask the database for candles, in a worker (the screen stays live meanwhile)."""
+        dsn = self.app.cfg.database_url_with_auth()
+        if not dsn:
+            return
+        try:
+            history = importlib.import_module("core.history")
+        except ImportError:
+            return
+        self.run_worker(self._load(history, dsn), exclusive=True, group="chart-history")
+
+    async def _load(self, history: Any, dsn: str) -> None:
+        import asyncpg
+
+        label, minutes = INTERVALS[self.interval]
+        end = datetime.datetime.now(datetime.timezone.utc)
+        start = end - datetime.timedelta(minutes=minutes * RANGES[-1])
+        try:
+            conn = await asyncpg.connect(dsn, timeout=3)
+            try:
+                rows = await history.candles(conn, self.code, label, start, end)
+            finally:
+                await conn.close()
+        except Exception as exc:  # noqa: BLE001 - any database trouble falls back to live bars
+            self.source = f"quotes seen (database: {type(exc).__name__})"
+            self.db_bars = None
+            return
+        bars = [_row_to_bar(r) for r in rows]
+        bars = [b for b in bars if b is not None]
+        if bars:
+            self.db_bars = bars  # type: ignore[assignment]
+            self.source = "database"
+        self.redraw()
+
+    # --- actions -------------------------------------------------------------------------------
+
+    def action_interval(self) -> None:
+        self.interval = (self.interval + 1) % len(INTERVALS)
+        self.db_bars = None
+        self.source = "quotes seen"
+        self.load_history()
+        self.redraw()
+
+    def action_zoom(self, step: int) -> None:
+        self.range = max(0, min(len(RANGES) - 1, self.range + step))
+        self.redraw()
+
+    # --- drawing -------------------------------------------------------------------------------
+
+    def redraw(self) -> None:
+        store = self.app.store
+        code = self.code
+        label, minutes = INTERVALS[self.interval]
+        bars = self.bars()
+        title = Text(no_wrap=True, overflow="ellipsis")
+        title.append(f" {code} {store.name_of(code)} ", style="bold reverse")
+        q = store.quotes.get(code)
+        if q:
+            chg = q.get("change") or 0
+            st = fmt.sign_style(chg)
+            title.append(f"  {fmt.krw(q.get('price') or 0)}", style=st + Style(bold=True))
+            title.append(f"  {fmt.change(chg)}  {fmt.pct(q.get('change_pct') or 0.0)}", style=st)
+            title.append(
+                f"   O {fmt.krw(q.get('open') or 0)}  H {fmt.krw(q.get('high') or 0)}", style="dim"
+            )
+            title.append(
+                f"  L {fmt.krw(q.get('low') or 0)}  Vol {fmt.compact(q.get('volume') or 0)}",
+                style="dim",
+            )
+        title.append(f"   [{label} × {RANGES[self.range]}]  source: {self.source}", style="dim")
+        self.query_one("#chart-title", Static).update(title)
+
+        plot = self.query_one(PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.theme("dark")
+        daily = minutes >= 1440
+        plt.date_form("Y-m-d" if daily else "H:M")
+        if not bars:
+            plt.title(f"{code}: no {label} candles yet (they build up from live quotes)")
+            plot.refresh()
+            return
+        dates = [
+            datetime.datetime.fromtimestamp(b[0] / 1000, KST).strftime(
+                "%Y-%m-%d" if daily else "%H:%M"
+            )
+            for b in bars
+        ]
+        data = {
+            "Open": [b[1] for b in bars],
+            "High": [b[2] for b in bars],
+            "Low": [b[3] for b in bars],
+            "Close": [b[4] for b in bars],
+        }
+        plt.candlestick(dates, data, colors=["red", "blue"])
+        last = bars[-1][4]
+        plt.hline(last, "white")
+        plt.title(f"{code} {label} candles  (last {last:,} KRW)")
+        plt.ylabel("KRW")
+        plot.refresh()
+
+
+def _row_to_bar(row: Any) -> Bar | None:
+    """A history row (asyncpg Record, dict or tuple) → a bar; None if it cannot be read."""
+    try:
+        get = row.get if hasattr(row, "get") else None
+        if get is not None:
+            ts = get("bucket") or get("ts") or get("time") or get("day")
+            o, h, lo, c = get("open"), get("high"), get("low"), get("close")
+            v = get("volume") or 0
+        else:
+            ts, o, h, lo, c, v = row[:6]
+        if isinstance(ts, datetime.datetime):
+            start = int(ts.timestamp() * 1000)
+        elif isinstance(ts, datetime.date):
+            start = int(datetime.datetime(ts.year, ts.month, ts.day, tzinfo=KST).timestamp() * 1000)
+        else:
+            start = int(ts)
+        return (start, int(o), int(h), int(lo), int(c), int(v or 0))
+    except (TypeError, ValueError, KeyError, IndexError):
+        return None

@@ -1,0 +1,64 @@
+"""``?``: every binding, generated from the action registry after remapping."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from ..actions import ACTIONS
+from ..keymap import display_keys
+
+if TYPE_CHECKING:
+    from ..app import KiwoomConsole
+
+#: Bindings of the other screens and widgets, listed for completeness.
+OTHER_KEYS = (
+    ("Panels", "Up / Down / j / k", "Move the selection"),
+    ("Panels", "PgUp / PgDn / Home / End", "Page through a panel"),
+    ("Panels", "Tab / Shift+Tab", "Next / previous panel"),
+    ("Order ticket", "Up / Down", "Price one tick up / down (KRX tick table)"),
+    ("Order ticket", "PgUp / PgDn", "Price ten ticks up / down"),
+    ("Order ticket", "Ctrl+T", "Switch limit / market"),
+    ("Order ticket", "Enter", "Review, then Enter again to send"),
+    ("Order ticket", "Esc", "Back / close without sending"),
+    ("Chart", "i", "Next interval (1m, 5m, 15m, 1d)"),
+    ("Chart", "+ / -", "Show fewer / more candles"),
+    ("Chart", "Esc / q", "Back to the main screen"),
+    ("App", "Ctrl+P", "Command palette: every action by name"),
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="help_close")]
+    app: KiwoomConsole
+
+    def compose(self) -> ComposeResult:
+        table = Table(
+            title="Kiwoom Console - keys", expand=True, show_lines=False, header_style="bold"
+        )
+        table.add_column("Group", style="dim", width=12)
+        table.add_column("Key", style="bold cyan", width=18)
+        table.add_column("Action", width=14)
+        table.add_column("What it does")
+        table.add_column("Id", style="dim", width=16)
+        keys = self.app.keys_by_action
+        for spec in ACTIONS:
+            table.add_row(spec.group, display_keys(keys[spec.id]), spec.title, spec.help, spec.id)
+        for group, key, what in OTHER_KEYS:
+            table.add_row(group, key, "", what, "")
+        note = (
+            '\nRemap any key in config.toml, e.g. [tui.keymap] buy = "ctrl+b" (by the Id column). '
+            "Rises are red, falls blue. Esc closes this screen."
+        )
+        with VerticalScroll(id="help-body"):
+            yield Static(table)
+            yield Static(note, id="help-note")
+
+    async def action_dismiss(self, result: None = None) -> None:
+        self.dismiss(None)

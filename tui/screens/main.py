@@ -1,0 +1,117 @@
+"""The main screen: Watchlist and Surge on top, Positions and Orders below, the account line
+above them, the banner and status bar at the bottom."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from ..actions import MAIN, bindings
+from ..state import Dirty
+from ..widgets.panels import OrdersTable, PositionsTable, StoreTable, SurgeTable, WatchlistTable
+from ..widgets.status import AccountLine, Banner, StatusBar
+
+if TYPE_CHECKING:
+    from ..app import KiwoomConsole
+
+
+class MainScreen(Screen[None]):
+    BINDINGS = bindings(MAIN)
+    app: KiwoomConsole
+
+    def compose(self) -> ComposeResult:
+        store = self.app.store
+        now_ms = self.app.now_ms
+        yield AccountLine(store, id="account")
+        with Horizontal(id="top"):
+            yield WatchlistTable(store, now_ms, id="watchlist", classes="panel")
+            yield SurgeTable(store, now_ms, id="surge", classes="panel")
+        with Vertical(id="bottom"):
+            yield PositionsTable(store, now_ms, id="positions", classes="panel")
+            yield OrdersTable(store, now_ms, id="orders", classes="panel")
+        yield Banner(store, id="banner")
+        yield StatusBar(store, self.app.clock, id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        titles = {
+            "watchlist": "Watchlist",
+            "surge": "Surge",
+            "positions": "Positions",
+            "orders": "Orders",
+        }
+        for wid, title in titles.items():
+            self.query_one(f"#{wid}").border_title = title
+        self.query_one(WatchlistTable).focus()
+        dirty = Dirty()
+        dirty.everything()
+        self.apply_dirty(dirty)
+
+    # --- panels --------------------------------------------------------------------------------
+
+    @property
+    def watchlist(self) -> WatchlistTable:
+        return self.query_one(WatchlistTable)
+
+    @property
+    def orders(self) -> OrdersTable:
+        return self.query_one(OrdersTable)
+
+    @property
+    def positions(self) -> PositionsTable:
+        return self.query_one(PositionsTable)
+
+    @property
+    def surge(self) -> SurgeTable:
+        return self.query_one(SurgeTable)
+
+    def selected_code(self) -> str | None:
+        """The code of the focused panel's row, else the watchlist's."""
+        focused = self.focused
+        if isinstance(focused, StoreTable):
+            code = focused.code_at_cursor()
+            if code:
+                if focused is self.orders:
+                    order = self.app.store.orders.get(code)
+                    return order.code if order else None
+                return code
+        return self.watchlist.cursor_key
+
+    def apply_dirty(self, dirty: Dirty) -> None:
+        """Push what changed into the widgets (the caller wraps this in ``batch_update``)."""
+        store = self.app.store
+        wl = self.watchlist
+        if dirty.watchlist:
+            wl.set_keys(store.watchlist)
+            wl.border_subtitle = f"{len(store.watchlist)} codes"
+        wl.refresh_keys(dirty.quotes)
+        pos = self.positions
+        if dirty.positions_rows:
+            rows = store.position_rows()
+            pos.set_keys(rows)
+            pos.border_subtitle = f"{len(rows)} held"
+        pos.refresh_keys(dirty.positions)
+        orders = self.orders
+        if dirty.orders_rows:
+            orders.set_keys(store.order_rows())
+            orders.border_subtitle = f"{len(store.open_orders())} open / {len(store.orders)} today"
+        orders.refresh_keys(dirty.orders)
+        if dirty.surge:
+            self.surge.rebuild()
+            self.surge.border_subtitle = f"{len(store.surge)} alerts"
+        if dirty.account:
+            self.query_one(AccountLine).update_from_store()
+        if dirty.status:
+            self.query_one(StatusBar).update_from_store()
+            self.query_one(Banner).update_from_store()
+
+    def tick(self) -> None:
+        """Once a second: the clock, ages and surge flashes."""
+        self.query_one(StatusBar).update_from_store()
+        self.query_one(Banner).update_from_store()
+        self.surge.refresh()
+        self.orders.refresh()

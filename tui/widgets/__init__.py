@@ -1,0 +1,1 @@
+"""Widgets of the console: the Line-API tables and the status lines."""
