@@ -64,15 +64,16 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
         with Vertical(id="ticket"):
             yield Label("", id="ticket-title")
             yield Static("", id="ticket-quote")
-            with Horizontal(classes="field"):
-                yield Label("Code", classes="field-label")
-                yield Input(code, id="code", disabled=self.modify is not None, max_length=6)
-            with Horizontal(classes="field"):
-                yield Label("Quantity", classes="field-label")
-                yield Input(str(qty), id="qty", type="integer")
-            with Horizontal(classes="field"):
-                yield Label("Price", classes="field-label")
-                yield Input(f"{price}" if price else "", id="price", type="integer")
+            with Horizontal(id="ticket-fields"):
+                with Vertical(classes="field"):
+                    yield Label("Code", classes="field-label")
+                    yield Input(code, id="code", disabled=self.modify is not None, max_length=6)
+                with Vertical(classes="field"):
+                    yield Label("Quantity", classes="field-label")
+                    yield Input(str(qty), id="qty", type="integer")
+                with Vertical(classes="field"):
+                    yield Label("Price (Up/Down = tick)", classes="field-label", id="price-label")
+                    yield Input(f"{price}" if price else "", id="price", type="integer")
             yield Static("", id="ticket-info")
             yield Static("", id="ticket-error")
             yield Label("", id="ticket-hint")
@@ -115,6 +116,8 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
             return
         self.kind = MARKET if self.kind == LIMIT else LIMIT
         self.query_one("#price", Input).disabled = self.kind == MARKET
+        label = "Market (no price)" if self.kind == MARKET else "Price (Up/Down = tick)"
+        self.query_one("#price-label", Label).update(label)
         self.reviewing = False
         self.refresh_info()
 
@@ -242,7 +245,7 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
         info.append(f"{value:,} KRW", style="bold")
         if self.kind == MARKET:
             info.append(" (at the last price; market orders fill through the touch)", style="dim")
-        info.append("\n")
+        info.append("\nRisk limits ([risk] in config.toml):\n", style="dim")
         hints = [
             ("order value", value, risk.max_order_value),
             ("order qty", qty, risk.max_order_qty),
@@ -256,7 +259,7 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
         for label, used, limit in hints:
             frac = used / limit if limit else 0
             style = "bold red" if frac > 1 else "yellow" if frac >= NEAR else "dim"
-            parts.append((f"{label} {used:,}/{limit:,} ({frac:.0%})", style))
+            parts.append((f"{label:<15} {used:>14,} of {limit:>14,}  ({frac:.0%})", style))
         last = store.last_price(code)
         if self.kind == LIMIT and last and price:
             dev = abs(price - last) / last * 100
@@ -267,12 +270,12 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
                 if dev >= risk.price_band_pct * NEAR
                 else "dim"
             )
-            parts.append((f"price {dev:.1f}% from last (band {risk.price_band_pct:g}%)", style))
-        info.append("Risk ", style="dim")
-        for i, (txt, style) in enumerate(parts):
-            if i:
-                info.append("  ·  ", style="dim")
-            info.append(txt, style=style)
+            parts.append(
+                (f"{'price vs last':<15} {dev:>13.1f}% of band ±{risk.price_band_pct:g}%", style)
+            )
+        for txt, style in parts:
+            info.append("  • ", style="dim")
+            info.append(txt + "\n", style=style)
         self.query_one("#ticket-info", Static).update(info)
         self.query_one("#ticket-error", Static).update("")
 

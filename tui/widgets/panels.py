@@ -52,12 +52,12 @@ class StoreTable(KeyedTable):
 class WatchlistTable(StoreTable):
     columns = (
         Column("code", "Code", 6),
-        Column("name", "Name", 12, priority=2),
+        Column("name", "Name", 10, priority=2),
         Column("price", "Price", 9, "right"),
         Column("change", "Chg", 8, "right", priority=3),
         Column("pct", "Chg%", 7, "right"),
-        Column("volume", "Volume", 8, "right", priority=4),
-        Column("spark", "Trend", 16, priority=5),
+        Column("volume", "Volume", 7, "right", priority=4),
+        Column("spark", "Trend", 14, priority=5),
     )
     placeholder = "watchlist is empty - press a to add a code"
 
@@ -138,7 +138,7 @@ class OrdersTable(StoreTable):
         Column("code", "Code", 6),
         Column("name", "Name", 10, priority=3),
         Column("side", "Side", 4),
-        Column("kind", "Type", 3, priority=4),
+        Column("kind", "Type", 4, priority=4),
         Column("qty", "Qty", 7, "right"),
         Column("price", "Price", 9, "right"),
         Column("filled", "Filled", 7, "right"),
@@ -197,13 +197,13 @@ class OrdersTable(StoreTable):
 
 class SurgeTable(StoreTable):
     columns = (
-        Column("time", "Time", 8),
+        Column("time", "Time", 5),
         Column("code", "Code", 6),
-        Column("name", "Name", 12, priority=3),
+        Column("name", "Name", 10, priority=3),
         Column("price", "Price", 9, "right"),
         Column("pct", "Chg%", 7, "right"),
-        Column("ratio", "Vol×", 6, "right"),
-        Column("reason", "Reason", 24, priority=4),
+        Column("ratio", "Vol×", 5, "right", priority=2),
+        Column("reason", "Reason", 28, priority=4),
     )
     placeholder = "no surge alerts yet"
 
@@ -234,7 +234,7 @@ class SurgeTable(StoreTable):
         ts, a = item
         c = column.key
         if c == "time":
-            return fmt.kst_time(ts), fmt.DIM
+            return fmt.kst_time(ts, seconds=False), fmt.DIM
         if c == "code":
             return a.code, fmt.PLAIN
         if c == "name":

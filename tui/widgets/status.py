@@ -49,7 +49,7 @@ class AccountLine(Static):
     def update_from_store(self) -> None:
         a = self.store.account
         t = Text(no_wrap=True, overflow="ellipsis")
-        t.append(" 계좌 ", style="bold")
+        t.append(" Account ", style="bold")
         t.append(a.account or "-", style="bold")
         t.append("   Cash ", style="dim")
         t.append(fmt.krw(a.cash))
@@ -60,9 +60,9 @@ class AccountLine(Static):
         pnl = a.realized_pnl_today + a.unrealized_pnl
         t.append("   Today P&L ", style="dim")
         t.append(fmt.signed(pnl), style=fmt.sign_style(pnl))
-        t.append("  (realised ", style="dim")
+        t.append("  (real ", style="dim")
         t.append(fmt.signed(a.realized_pnl_today), style=fmt.sign_style(a.realized_pnl_today))
-        t.append(", unrealised ", style="dim")
+        t.append(" / unreal ", style="dim")
         t.append(fmt.signed(a.unrealized_pnl), style=fmt.sign_style(a.unrealized_pnl))
         t.append(")", style="dim")
         self.update(t)
