@@ -948,3 +948,152 @@ def test_redis_cli_as_in_the_docs(server, admin):
     assert done.returncode == 0 and done.stdout.strip() == "1", done.stdout + done.stderr
     done = subprocess.run(base + ["FLUSHALL"], env=env, capture_output=True, text=True, timeout=10)
     assert "NOPERM" in done.stdout + done.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# The TimescaleDB init script, on a real PostgreSQL
+# --------------------------------------------------------------------------------------------
+
+
+def test_reader_role_init_script():
+    """deploy/timescaledb/10-kc-reader.sh as the image runs it: as $POSTGRES_USER, on the socket.
+
+    kc_reader must log in with its password, read what the owner creates later (in public and
+    in new schemas), and write nothing.
+    """
+    tools = {name: shutil.which(name) for name in ("initdb", "pg_ctl", "psql")}
+    if not all(tools.values()):
+        pytest.skip("needs PostgreSQL's initdb, pg_ctl and psql on PATH")
+    import tempfile
+
+    run_as: List[str] = []
+    base = Path(tempfile.mkdtemp(prefix="kc-pg-", dir="/tmp"))
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root without a 'postgres' user for initdb")
+        os.chown(base, pw.pw_uid, pw.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    data, port = base / "data", _free_port()
+
+    def sh(argv, **kw):
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, **kw)
+
+    def sql(user, query, password=None):
+        env = dict(os.environ, PGPASSWORD=password or "", PGCONNECT_TIMEOUT="5")
+        host = "127.0.0.1" if password else str(base)
+        return sh(
+            [
+                tools["psql"],
+                "-X",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                host,
+                "-p",
+                str(port),
+                "-U",
+                user,
+                "-d",
+                "kc",
+                "-c",
+                query,
+            ],
+            env=env,
+        )
+
+    done = sh(
+        run_as
+        + [
+            tools["initdb"],
+            "-D",
+            str(data),
+            "-U",
+            "kc",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+        ]
+    )
+    assert done.returncode == 0, done.stderr
+    opts = "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off".format(port, base)
+    done = sh(
+        run_as
+        + [tools["pg_ctl"], "-D", str(data), "-o", opts, "-l", str(base / "log"), "-w", "start"]
+    )
+    assert done.returncode == 0, done.stderr + (base / "log").read_text()
+    try:
+        done = sh(
+            [
+                tools["psql"],
+                "-X",
+                "-h",
+                str(base),
+                "-p",
+                str(port),
+                "-U",
+                "kc",
+                "-d",
+                "postgres",
+                "-c",
+                "CREATE DATABASE kc",
+            ]
+        )
+        assert done.returncode == 0, done.stderr
+        env = dict(
+            os.environ,
+            POSTGRES_USER="kc",
+            POSTGRES_DB="kc",
+            PGHOST=str(base),
+            PGPORT=str(port),
+            KC_DB_READER_PASSWORD="reader-test-password-0123",
+        )
+        # A table that exists before the script runs, as the image's own init may create.
+        assert sql("kc", "CREATE TABLE early (x int); INSERT INTO early VALUES (1)").returncode == 0
+        script = DEPLOY / "timescaledb" / "10-kc-reader.sh"
+        done = sh(["sh", str(script)], env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        # Running it twice (a re-initialised volume with the role kept) is harmless.
+        assert sh(["sh", str(script)], env=env).returncode == 0
+        # What the writer creates afterwards.
+        created = sql(
+            "kc",
+            "CREATE TABLE quotes (ts timestamptz, code text, price bigint);"
+            "INSERT INTO quotes VALUES (now(), '005930', 70000);"
+            "CREATE SCHEMA hist; CREATE TABLE hist.candles (code text);"
+            "INSERT INTO hist.candles VALUES ('005930');"
+            "CREATE VIEW last_quote AS SELECT * FROM quotes;",
+        )
+        assert created.returncode == 0, created.stderr
+        pw = "reader-test-password-0123"
+        for query in (
+            "SELECT count(*) FROM quotes",
+            "SELECT count(*) FROM hist.candles",
+            "SELECT count(*) FROM last_quote",
+            "SELECT count(*) FROM early",
+        ):
+            got = sql("kc_reader", query, pw)
+            assert got.returncode == 0 and got.stdout.strip() == "1", (query, got.stderr)
+        for query in (
+            "INSERT INTO quotes VALUES (now(), 'x', 1)",
+            "DELETE FROM quotes",
+            "CREATE TABLE mine (x int)",
+            "DROP TABLE quotes",
+            "UPDATE hist.candles SET code = 'x'",
+        ):
+            got = sql("kc_reader", query, pw)
+            assert got.returncode != 0, query
+            assert re.search(r"permission denied|read-only transaction", got.stderr), got.stderr
+        assert sql("kc_reader", "SELECT 1", "wrong-password").returncode != 0
+        # Without the variable the script stops the initialisation, saying why.
+        env.pop("KC_DB_READER_PASSWORD")
+        done = sh(["sh", str(script)], env=env)
+        assert done.returncode != 0 and "KC_DB_READER_PASSWORD" in done.stderr
+    finally:
+        sh(run_as + [tools["pg_ctl"], "-D", str(data), "-m", "immediate", "stop"])
+        shutil.rmtree(base, ignore_errors=True)
