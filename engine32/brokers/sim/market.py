@@ -19,8 +19,9 @@ from .universe import Instrument
 
 #: Volatility per √second at ``volatility = 1``, as a fraction of the price (≈ 3 % an hour).
 SIGMA_PER_SQRT_S = 0.0005
-#: Pull towards the previous close: direction bias per unit of relative distance.
-MEAN_REVERSION = 0.5
+#: Pull towards the previous close (per second; an Ornstein-Uhlenbeck drift): a price 10 %
+#: away drifts back about 10 %/4 h, so the day wanders a few percent but rarely hits a limit.
+MEAN_REVERSION = 1.0 / 14400
 #: Volatility regimes (multipliers) and how long one lasts on average (s).
 REGIMES = (0.5, 1.0, 1.0, 1.5, 2.5)
 REGIME_S = 20.0
@@ -146,7 +147,8 @@ class Market:
         price = st.price
         sigma_ticks = price * self.sigma / st.tick
         lam = sigma_ticks * sigma_ticks * st.regime
-        bias = -MEAN_REVERSION * (price - st.base) / st.base
+        # drift (ticks/s) = -MEAN_REVERSION * distance in ticks = 2 * bias * lam
+        bias = -MEAN_REVERSION * (price - st.base) / (st.tick * 2.0 * lam)
         volume_mult = 1.0
         if t < st.burst_until:
             bias += st.burst_bias
