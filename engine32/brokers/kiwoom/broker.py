@@ -270,7 +270,8 @@ class KiwoomBroker(Broker):
         elif err == SOCKET_CLOSED and self.state in (RECONCILE, READY):
             self._lost(describe(err))
         else:
-            self._lost("login failed: " + describe(err))
+            words = describe(err)
+            self._lost(words if words.startswith("login") else "login failed: " + words)
 
     def _logged_in(self) -> None:
         accounts = self.control.accounts()
