@@ -458,11 +458,11 @@ class SimExchange:
                 code = active[int(rng.random() * n_active)]
             st = states[code]
             market.event(st, t0 + dt * (i + 1) / n, trading)
+            if code in subscribed:
+                outbox.append(self._quote(st, hhmmss))
             if trading and code in open_by_code:
                 self._match_code(code, now)
                 n_active = len(active)
-            if code in subscribed:
-                outbox.append(self._quote(st, hhmmss))
         if self.t >= self._next_revalue:
             self._next_revalue = self.t + REVALUE_EVERY_S
             self._revalue()
