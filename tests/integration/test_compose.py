@@ -437,13 +437,13 @@ class Server:
             password = USERS[user]
         # No retries: redis-py retries failed authentications with a backoff otherwise.
         kw.setdefault("retry", Retry(NoBackoff(), 0))
+        kw.setdefault("socket_timeout", 5)
         return redis.Redis(
             host="127.0.0.1",
             port=self.port,
             username=user,
             password=password,
             decode_responses=True,
-            socket_timeout=5,
             **kw,
         )
 
@@ -697,6 +697,10 @@ def test_engine_does_its_job(server, admin):
     ok(e, "LTRIM", K.state_surge, "0", "199")
     ok(e, "DEL", K.state_watchlist)
     ok(e, "RPUSH", K.state_watchlist, "005930", "000660")
+    # Atomic snapshot replacement: fill "<key>:tmp", RENAME it over the key.
+    ok(e, "HSET", K.engine + ":tmp", "state", "ready")
+    ok(e, "RENAME", K.engine + ":tmp", K.engine)
+    denied(e, "RENAME", K.engine, "other:engine")
     # Events: Pub/Sub on every topic, the durable stream.
     for topic in TOPICS:
         ok(e, "PUBLISH", K.ev(topic), "{}")
@@ -1097,3 +1101,77 @@ def test_reader_role_init_script():
     finally:
         sh(run_as + [tools["pg_ctl"], "-D", str(data), "-m", "immediate", "stop"])
         shutil.rmtree(base, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The project's own programs under their ACL users
+# --------------------------------------------------------------------------------------------
+
+
+def test_real_engine_and_clients_work_under_their_users(server, admin, tmp_path):
+    """The real engine (sim broker) as ``engine``; commands sent as ``tui``; ``kc send`` and
+    ``kc status`` as ``script``. Redis' ACL LOG must then hold no refusal of any of them."""
+    pytest.importorskip("PyQt5.QtCore")
+    try:
+        from tests.helpers.engine_process import EngineProcess
+    except ImportError as exc:
+        pytest.skip("tests.helpers.engine_process not importable: {}".format(exc))
+    admin.flushall()
+    admin.acl_log_reset()
+    url = "redis://127.0.0.1:{}/0".format(server.port)
+    eng = EngineProcess(
+        url,
+        prefix="kc",
+        env={"KC_REDIS__USERNAME": "engine", "KC_REDIS_PASSWORD": USERS["engine"]},
+        log_dir=str(tmp_path),
+    )
+    # The helper's own client sends and waits as the console does.
+    eng.redis.close()
+    eng.redis = server.client("tui", socket_timeout=30)
+    with eng:
+        eng.wait_ready(timeout=30)
+        assert eng.send({"cmd": "ping"})["ok"]
+        buy = eng.send({"cmd": "buy", "code": "005930", "qty": 1, "type": "market"})
+        assert buy["ok"], buy
+        assert eng.send({"cmd": "subscribe", "codes": ["000660"]})["ok"]
+        assert eng.send({"cmd": "snapshot"})["ok"]
+        env = dict(
+            os.environ,
+            PYTHONPATH=str(REPO),
+            KC_REDIS__USERNAME="script",
+            KC_REDIS_PASSWORD=USERS["script"],
+        )
+        cli = ["--redis", url, "--prefix", "kc"]
+        import sys
+
+        sent = subprocess.run(
+            [sys.executable, "-m", "core.send", "ping"] + cli,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=str(tmp_path),
+        )
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        status = subprocess.run(
+            [sys.executable, "-m", "core.status", "--json"] + cli,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=str(tmp_path),
+        )
+        assert status.returncode == 0, status.stdout + status.stderr
+        deadline = time.monotonic() + 10
+        while not admin.hgetall(K.state_orders) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert admin.hgetall(K.state_orders), eng.tail()
+        assert admin.xlen(K.events) > 0
+        eng.stop()
+    refused = [
+        (entry.get("username"), entry.get("reason"), entry.get("object"), entry.get("count"))
+        for entry in admin.acl_log(count=100)
+        # redis-py's CLIENT SETINFO on Redis >= 7.2: refused on purpose, ignored by redis-py.
+        if entry.get("object") not in ("client|setinfo", "client")
+    ]
+    assert not refused, "ACL LOG (user, reason, command or key, count): {}".format(refused)
