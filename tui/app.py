@@ -6,6 +6,7 @@ import asyncio
 import datetime
 import signal
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -64,7 +65,7 @@ class KiwoomConsole(App[None]):
         self.prefix = cfg.redis.prefix
         self.clock = clock or (lambda: datetime.datetime.now(KST))
         self.frozen = clock is not None
-        self.store = Store(cfg.tui.sparkline_s)
+        self.store = Store(cfg.tui.sparkline_s, clock_ms=self.now_ms)
         self.keymap = load_keymap(cfg.tui.keymap)
         self.keys_by_action = effective_keys(self.keymap)
         self.set_keymap(self.keymap)
@@ -74,9 +75,16 @@ class KiwoomConsole(App[None]):
         self.my_cmd_ids: set[str] = set()
         self.flushes = 0
         self.flush_s = 0.0
-        self.first_frame_at: float | None = None
+        #: Every notification shown, newest last (tests and the log read it).
+        self.notices: deque[tuple[str, str, str]] = deque(maxlen=200)
         if cfg.tui.theme:
             self.theme = cfg.tui.theme
+
+    def notify(
+        self, message: str, *, title: str = "", severity: Any = "information", **kw: Any
+    ) -> None:
+        self.notices.append((str(severity), title, message))
+        super().notify(message, title=title, severity=severity, **kw)
 
     def _new_bus(self) -> Bus:
         return Bus(self.cfg.redis_url_with_auth(), self.prefix)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,7 +119,8 @@ class EngineStatus:
 class Store:
     """Plain state. Not thread-safe: the feed worker and the app share one asyncio loop."""
 
-    def __init__(self, sparkline_s: int = 300) -> None:
+    def __init__(self, sparkline_s: int = 300, clock_ms: Callable[[], int] | None = None) -> None:
+        self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         self.spark_bucket_ms = max(1000, sparkline_s * 1000 // SPARK_POINTS)
         self.quotes: dict[str, dict[str, Any]] = {}
         self.quote_ts: dict[str, int] = {}
@@ -184,7 +186,7 @@ class Store:
 
     def load_snapshot(self, snap: Snapshot, now_ms: int | None = None) -> None:
         """Replace everything with the engine's ``P:state:*`` (on (re)connect and seq gaps)."""
-        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        now = now_ms if now_ms is not None else self.clock_ms()
         self.status.info = dict(snap.engine)
         self.status.alive = snap.alive
         self.run = snap.run

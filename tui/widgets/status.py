@@ -95,12 +95,13 @@ class StatusBar(Static):
             late = st.heartbeat_age_ms > HEARTBEAT_LATE_MS
             t.append(f" ♥ {st.heartbeat_age_ms / 1000:.1f}s", style="bold red" if late else "dim")
         broker = st.broker or "-"
-        mode = st.mode or ("mock" if broker == "sim" else "")
+        mode = (st.mode or "").lower()
         t.append("  │ ", style="dim")
         t.append(broker, style="bold")
-        if mode:
-            real = mode.lower() in ("real", "live")
-            t.append(f" {mode}", style="bold red" if real else "cyan")
+        if mode in ("real", "live"):
+            t.append(" REAL MONEY", style="bold white on red")
+        elif mode or broker == "sim":
+            t.append(" mock", style="cyan")
         t.append("  │ Redis ", style="dim")
         t.append(f"{st.rtt_ms:.1f} ms" if st.rtt_ms is not None else "-")
         t.append("  │ writer ", style="dim")
