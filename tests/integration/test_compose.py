@@ -1162,6 +1162,11 @@ def test_real_engine_and_clients_work_under_their_users(server, admin, tmp_path)
             cwd=str(tmp_path),
         )
         assert status.returncode == 0, status.stdout + status.stderr
+        # The console's own Redis layer (core.bus, as tui/feed.py uses it) as "tui".
+        bus_view = _as_tui_through_core_bus(server)
+        assert bus_view["reply"]["ok"], bus_view
+        assert bus_view["engine_state"] == "ready" and bus_view["heartbeat_age_ms"] is not None
+        assert bus_view["event"] is not None, "no kc:ev:* event reached the tui subscriber"
         deadline = time.monotonic() + 10
         while not admin.hgetall(K.state_orders) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -1175,3 +1180,38 @@ def test_real_engine_and_clients_work_under_their_users(server, admin, tmp_path)
         if entry.get("object") not in ("client|setinfo", "client")
     ]
     assert not refused, "ACL LOG (user, reason, command or key, count): {}".format(refused)
+
+
+def _as_tui_through_core_bus(server: Server) -> dict:
+    import asyncio
+
+    from core.bus import Bus
+
+    async def run() -> dict:
+        url = "redis://tui:{}@127.0.0.1:{}/0".format(USERS["tui"], server.port)
+        bus = Bus(url, "kc")
+        pubsub = bus.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.psubscribe(bus.keys.ev_pattern)
+            await bus.read_snapshot()
+            engine = await bus.engine_info()
+            age = await bus.heartbeat_age_ms()
+            await bus.writer_info()
+            await bus.rtt_ms()
+            await bus.server_time_ms()
+            reply = await bus.send("ping", timeout=10)
+            event = None
+            deadline = time.monotonic() + 5
+            while event is None and time.monotonic() < deadline:
+                event = await pubsub.get_message(timeout=0.5)
+            return {
+                "reply": reply,
+                "engine_state": engine.get("state"),
+                "heartbeat_age_ms": age,
+                "event": event,
+            }
+        finally:
+            await pubsub.aclose()
+            await bus.close()
+
+    return asyncio.run(run())
