@@ -92,3 +92,7 @@ def make_rig(fake: FakeKiwoomControl) -> Iterator[Callable[..., Rig]]:
     for broker in made:
         if broker.state != "idle":
             broker.disconnect()
+    for rig_control in {id(b.control.ocx): b.control.ocx for b in made}.values():
+        assert rig_control.violations == [], "the broker broke the control's rules: {}".format(
+            rig_control.violations
+        )

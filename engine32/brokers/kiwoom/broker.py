@@ -130,6 +130,7 @@ class _OrderJob:
         self.finished = False
         self.timer: Optional[QTimer] = None
         self.then: Optional[Callable[[str], None]] = None  # after the number is known
+        self.received = False  # a chejan without number said 접수 before the number came
 
 
 class KiwoomBroker(Broker):
@@ -191,7 +192,8 @@ class KiwoomBroker(Broker):
         self._condition_limit = SlidingWindows(CONDITION_WINDOWS, clock)
         self._login_timer = self._timer(self._login_timed_out)
         self._relogin_timer = self._timer(self._login)
-        self._account_timer = self._timer(self.query_account)
+        self._account_timer = self._timer(self._refresh_after_fills)
+        self._refreshing = False
         self._account_refresh_ms = account_refresh_ms
         self._watchdog = QTimer()
         self._watchdog.setInterval(watchdog_ms)
@@ -401,6 +403,10 @@ class KiwoomBroker(Broker):
         realized = self._realized.get(pos.code, 0)
         if pos.realized_pnl == 0 and realized:
             pos = pos.replace(realized_pnl=realized)
+        if not pos.name and pos.code in self._positions:
+            pos = pos.replace(name=self._positions[pos.code].name)
+        if self._positions.get(pos.code) == pos:
+            return
         self._positions[pos.code] = pos
         if pos.name:
             self._learn_name(pos.code, pos.name)
@@ -437,6 +443,30 @@ class KiwoomBroker(Broker):
                     lambda page: positions.extend(tr.read_balance(page)[1]),
                     lambda: (self._apply_positions(positions), self._publish_account()),
                     self._log_query_error)  # fmt: skip
+
+    def _refresh_after_fills(self) -> None:
+        """Balance chejan can arrive out of order too: after fills settle, ask for the truth."""
+        if self.state != READY or self._refreshing:
+            return
+        self._refreshing = True
+        positions: List[Position] = []
+
+        def done() -> None:
+            self._apply_positions(positions)
+            self._query(
+                tr.DEPOSIT, tr.deposit_inputs(self.account), self._read_deposit, finished, failed
+            )
+
+        def finished() -> None:
+            self._refreshing = False
+            self._publish_account()
+
+        def failed(words: str) -> None:
+            self._refreshing = False
+            self._log_query_error(words)
+
+        self._query(tr.BALANCE, tr.balance_inputs(self.account),
+                    lambda page: positions.extend(tr.read_balance(page)[1]), done, failed)  # fmt: skip
 
     def query_account(self) -> None:
         if self.state != READY:
@@ -763,7 +793,7 @@ class KiwoomBroker(Broker):
         if job.finished:
             return
         changed = self.book.note_sent(number, job.code, job.side, job.qty, job.price, job.kind,
-                                      job.cmd_id, job.orig, job.role)  # fmt: skip
+                                      job.cmd_id, job.orig, job.role, job.received)  # fmt: skip
         if changed is not None:
             self.listener.on_order(changed)
         if job.role == chejan.ROLE_CANCEL:
@@ -804,8 +834,17 @@ class KiwoomBroker(Broker):
     def _on_chejan(self, gubun: str, count: int, fid_list: str) -> None:
         if gubun == chejan.GUBUN_ORDER:
             fields = chejan.read_fields(self.control.get_chejan_data, chejan.ORDER_FIDS)
-            number = fields.get(chejan.FID_ORDER_NO, "").strip()
-            if number and not self.book.knows(number):
+            number = chejan.order_no(fields.get(chejan.FID_ORDER_NO, ""))
+            if not number:
+                # The first event of an order may come without its number: it still says
+                # the order was received, which the order keeps once its number is known.
+                job = self._match_unbound(fields)
+                if (
+                    job is not None
+                    and fields.get(chejan.FID_STATUS, "").strip() in chejan.RECEIVED_STATUSES
+                ):
+                    job.received = True
+            elif not self.book.knows(number):
                 job = self._match_unbound(fields)
                 if job is not None:
                     self._bind(job, number)

@@ -106,7 +106,11 @@ def side_of(fields: Fields) -> str:
     return SELL if "매도" in fields.get(FID_ORDER_KIND, "") else BUY
 
 
-def _order_no(text: str) -> str:
+RECEIVED_STATUSES = (STATUS_RECEIVED, STATUS_CONFIRMED)
+
+
+def order_no(text: str) -> str:
+    """An order number, or '' for an empty or all-zero one (904 of a new order is ``0000000``)."""
     no = (text or "").strip()
     return "" if no.strip("0") == "" else no
 
@@ -233,9 +237,12 @@ class OrderBook:
         cmd_id: str = "",
         orig_order_id: str = "",
         role: str = ROLE_ORDER,
+        received: bool = False,
     ) -> Optional[Order]:
-        """An order we sent now has its number (from the TR reply or a matched chejan)."""
+        """An order we sent now has its number (from the TR reply or a matched chejan);
+        ``received``: a chejan without a number already said the order was received."""
         facts = self._facts_for(order_id, role)
+        facts.accepted = facts.accepted or received
         facts.code = facts.code or code
         facts.side = facts.side or side
         facts.qty = facts.qty or qty
@@ -270,7 +277,7 @@ class OrderBook:
     def on_order_event(self, fields: Fields) -> BookUpdate:
         """One gubun-0 event. Events without an order number are counted and dropped: the
         ones that follow carry the same facts (the fill quantities are cumulative)."""
-        order_id = _order_no(fields.get(FID_ORDER_NO, ""))
+        order_id = order_no(fields.get(FID_ORDER_NO, ""))
         if not order_id:
             self.ignored += 1
             return BookUpdate([], [])
@@ -282,7 +289,7 @@ class OrderBook:
         fills = self._fill_from(facts, fields)
         orders: List[Order] = []
         status = fields.get(FID_STATUS, "").strip()
-        orig = _order_no(fields.get(FID_ORIG_ORDER_NO, ""))
+        orig = order_no(fields.get(FID_ORIG_ORDER_NO, ""))
         if role != ROLE_ORDER and orig and status == STATUS_CONFIRMED and facts.qty > 0:
             parent = self._facts_for(orig, ROLE_ORDER)
             if order_id not in parent.reductions:
@@ -324,7 +331,7 @@ class OrderBook:
         hoga = fields.get(FID_HOGA_KIND, "").strip()
         if hoga:
             facts.kind = MARKET if "시장가" in hoga else LIMIT
-        orig = _order_no(fields.get(FID_ORIG_ORDER_NO, ""))
+        orig = order_no(fields.get(FID_ORIG_ORDER_NO, ""))
         if orig:
             facts.orig_order_id = orig
         status = fields.get(FID_STATUS, "").strip()
