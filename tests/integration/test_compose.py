@@ -87,7 +87,6 @@ def test_images(services):
     ts_image = services["timescaledb"]["image"]
     assert ts_image.startswith("timescale/timescaledb:"), ts_image
     assert "oss" not in ts_image.lower(), "the -oss image lacks compression, policies and caggs"
-    assert not ts_image.startswith("timescale/timescaledb-ha") or "oss" not in ts_image
 
 
 def _published_ports(service: dict) -> List[dict]:
