@@ -19,18 +19,20 @@ from .universe import Instrument
 
 #: Volatility per √second at ``volatility = 1``, as a fraction of the price (≈ 3 % an hour).
 SIGMA_PER_SQRT_S = 0.0005
-#: Pull towards the previous close (per second; an Ornstein-Uhlenbeck drift): a price 10 %
-#: away drifts back about 10 %/4 h, so the day wanders a few percent but rarely hits a limit.
-MEAN_REVERSION = 1.0 / 14400
+#: Pull towards the previous close (per second; an Ornstein-Uhlenbeck drift): a price away
+#: from it drifts back with a time constant of 30 min, so a day wanders a few percent and a
+#: burst fades, but it takes big volatility to reach a daily limit.
+MEAN_REVERSION = 1.0 / 1800
 #: Volatility regimes (multipliers) and how long one lasts on average (s).
 REGIMES = (0.5, 1.0, 1.0, 1.5, 2.5)
 REGIME_S = 20.0
 #: Bursts: duration (s), move (fraction of the price), volume multiplier, direction bias.
 BURST_S = (20.0, 60.0)
-BURST_MOVE = (0.04, 0.10)
+BURST_MOVE = (0.03, 0.08)
 BURST_VOLUME = (4.0, 9.0)
 BURST_BIAS = 0.35
-BURST_UP_PROBABILITY = 0.7
+#: Bursts go up more often than down, less so the higher the price already is.
+BURST_UP_PROBABILITY = 0.65
 #: A trade is about this much KRW on average.
 TRADE_VALUE = 3000000
 
@@ -120,11 +122,8 @@ class Market:
         """Make ``st`` burst from ``t``: more volume and a drift of a few percent one way."""
         rng = self.rng
         duration = rng.uniform(*BURST_S)
-        up = rng.random() < BURST_UP_PROBABILITY
-        if st.price >= krx.prev_tick(st.upper, 3):
-            up = False
-        elif st.price <= krx.next_tick(st.lower, 3):
-            up = True
+        change = (st.price - st.base) / float(st.base)
+        up = rng.random() < min(0.9, max(0.1, BURST_UP_PROBABILITY - 2.5 * change))
         move_ticks = st.price * rng.uniform(*BURST_MOVE) / st.tick
         st.burst_until = t + duration
         st.burst_bias = BURST_BIAS if up else -BURST_BIAS
