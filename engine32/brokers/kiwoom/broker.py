@@ -298,6 +298,9 @@ class KiwoomBroker(Broker):
         self.state = RECONCILE
         for reg in self.real.all_registrations():
             self._set_real_reg(reg.screen, reg.codes, reg.opt)
+        names = {c: self.name_of(c) for c in self._subscribed}
+        if any(names.values()):
+            self.listener.on_names({c: n for c, n in names.items() if n})
         self._watchdog.start()
         self.reconcile()
 
