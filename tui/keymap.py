@@ -66,6 +66,8 @@ def display_keys(keys: str) -> str:
         last = DISPLAY.get(parts[-1], parts[-1])
         if len(last) > 1 and last[0].islower():
             last = last.capitalize()
+        elif len(parts) > 1 and len(last) == 1:
+            last = last.upper()
         mods = [p.capitalize() for p in parts[:-1]]
         shown.append("+".join([*mods, last]))
     return " / ".join(shown)

@@ -191,9 +191,10 @@ class Store:
         self.status.alive = snap.alive
         self.run = snap.run
         self.last_seq = snap.last_seq
+        # Quotes replace the last prices; sparklines and candles keep the history already seen.
         self.quotes = {}
         for q in snap.quotes.values():
-            self._quote(q, now)
+            self._quote(q, now, history=False)
         self.positions = {}
         for data in snap.positions.values():
             self._position(data)
@@ -296,13 +297,21 @@ class Store:
             self.names[code] = name
             self.dirty.quotes.add(code)
 
-    def _quote(self, q: dict[str, Any], ts_ms: int) -> None:
+    def _quote(self, q: dict[str, Any], ts_ms: int, history: bool = True) -> None:
         code = q.get("code")
         price = q.get("price")
         if not isinstance(code, str) or not isinstance(price, int):
             return
         self.quotes[code] = q
         self.quote_ts[code] = ts_ms
+        name = q.get("name")
+        if name:
+            self.names[code] = name
+        self.dirty.quotes.add(code)
+        if code in self.positions:
+            self.dirty.positions.add(code)
+        if not history:
+            return
         spark = self.spark.get(code)
         if spark is None:
             spark = self.spark[code] = Spark(self.spark_bucket_ms)
@@ -322,12 +331,6 @@ class Store:
             bar[6] = volume
         else:
             bars.append([minute, price, price, price, price, volume, volume])
-        name = q.get("name")
-        if name:
-            self.names[code] = name
-        self.dirty.quotes.add(code)
-        if code in self.positions:
-            self.dirty.positions.add(code)
 
     def _position(self, data: dict[str, Any]) -> None:
         try:

@@ -223,3 +223,32 @@ def publish(
     """Publish one envelope on its topic; returns the number of subscribers that got it."""
     env = Envelope(type=etype, run=run, seq=seq, ts=ts if ts is not None else FROZEN_MS, data=data)
     return client.publish(Keys(prefix).ev(env.topic), env.encode())
+
+
+def history(steps: int = 160, step_ms: int = 15_000, seed: int = 11) -> list[Envelope]:
+    """``quotes`` envelopes for every watchlist code, ``steps`` × ``step_ms`` ending at FROZEN.
+
+    Seqs follow the seeded snapshot's (101, 102, ...); prices walk on the KRX tick grid and end at
+    the snapshot's prices, so what the panels show stays consistent.
+    """
+    import random
+
+    from core.protocol.krx import next_tick
+
+    rng = random.Random(seed)
+    paths: dict[str, list[int]] = {}
+    for code, (last, _change, _volume) in QUOTES.items():
+        path = [last]
+        for _ in range(steps - 1):
+            path.append(max(1, next_tick(path[-1], rng.choice((-2, -1, -1, 0, 1, 1, 2)))))
+        paths[code] = path[::-1]
+    out = []
+    for i in range(steps):
+        ts = FROZEN_MS - (steps - 1 - i) * step_ms
+        items = []
+        for code, (_last, change, volume) in QUOTES.items():
+            base = QUOTES[code][0] - change
+            price = paths[code][i]
+            items.append(quote(code, price, price - base, volume - (steps - 1 - i) * 1000))
+        out.append(Envelope(type="quotes", run=RUN, seq=101 + i, ts=ts, data={"items": items}))
+    return out

@@ -1,0 +1,84 @@
+"""Screens as pictures (pytest-textual-snapshot), from fixed data in a real Redis and a frozen clock.
+
+Update after an intended change: ``pytest tests/tui/test_snapshots.py --snapshot-update``, then
+look at the SVGs under ``__snapshots__`` before committing them.
+"""
+
+from __future__ import annotations
+
+import pytest
+import tui_seed
+from tui_helpers import make_config, until
+
+from tui.app import KiwoomConsole
+
+pytestmark = pytest.mark.timeout(120)
+SIZE = (120, 40)
+
+
+@pytest.fixture
+def seeded_app(redis_url, redis_client, prefix):
+    tui_seed.seed(redis_client, prefix)
+    app = KiwoomConsole(make_config(redis_url, prefix), clock=lambda: tui_seed.FROZEN, poll_s=3600)
+
+    async def ready(pilot) -> None:
+        await until(pilot.pause, lambda: app.feed.connected.is_set(), 10, "the feed")
+        await until(pilot.pause, lambda: app.store.status.rtt_ms is not None, 10, "the first poll")
+        envs = tui_seed.history()
+        for env in envs:
+            redis_client.publish(f"{prefix}:ev:quotes", env.encode())
+        await until(
+            pilot.pause, lambda: app.store.last_seq == envs[-1].seq, 10, "the quote history"
+        )
+        app.store.status.rtt_ms = 0.4  # the one measured figure: fixed for the picture
+        app.store.dirty.status = True
+        await pilot.pause(0.3)
+
+    app.ready_for_snapshot = ready
+    return app
+
+
+def test_main_screen(snap_compare, seeded_app) -> None:
+    assert snap_compare(seeded_app, terminal_size=SIZE, run_before=seeded_app.ready_for_snapshot)
+
+
+def test_order_ticket(snap_compare, seeded_app) -> None:
+    async def run_before(pilot) -> None:
+        await seeded_app.ready_for_snapshot(pilot)
+        await pilot.press("b", "up", "up")
+        await pilot.pause(0.2)
+
+    assert snap_compare(seeded_app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_order_ticket_review_step(snap_compare, seeded_app) -> None:
+    async def run_before(pilot) -> None:
+        await seeded_app.ready_for_snapshot(pilot)
+        await pilot.press("down", "s", "enter")
+        await pilot.pause(0.2)
+
+    assert snap_compare(seeded_app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_chart(snap_compare, seeded_app) -> None:
+    async def run_before(pilot) -> None:
+        await seeded_app.ready_for_snapshot(pilot)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+
+    assert snap_compare(seeded_app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_help(snap_compare, seeded_app) -> None:
+    async def run_before(pilot) -> None:
+        await seeded_app.ready_for_snapshot(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+
+    assert snap_compare(seeded_app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_main_screen_at_80x24(snap_compare, seeded_app) -> None:
+    assert snap_compare(
+        seeded_app, terminal_size=(80, 24), run_before=seeded_app.ready_for_snapshot
+    )
