@@ -41,11 +41,15 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         table = Table(
-            title="Kiwoom Console - keys", expand=True, show_lines=False, header_style="bold"
+            title="Kiwoom Console - keys",
+            expand=True,
+            box=box.SIMPLE_HEAD,
+            header_style="bold",
+            title_style="bold",
         )
         table.add_column("Group", style="dim", width=12)
-        table.add_column("Key", style="bold cyan", width=18)
-        table.add_column("Action", width=14)
+        table.add_column("Key", style="bold cyan", width=16)
+        table.add_column("Action", width=13)
         table.add_column("What it does")
         table.add_column("Id", style="dim", width=16)
         keys = self.app.keys_by_action
