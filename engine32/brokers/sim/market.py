@@ -17,6 +17,8 @@ from core.protocol import krx
 
 from .universe import Instrument
 
+tick_size = krx.tick_size
+
 #: Volatility per √second at ``volatility = 1``, as a fraction of the price (≈ 3 % an hour).
 SIGMA_PER_SQRT_S = 0.0005
 #: Pull towards the previous close (per second; an Ornstein-Uhlenbeck drift): a price away
@@ -166,13 +168,18 @@ class Market:
         else:
             steps = int(round(rng.gauss(2.0 * bias * p_move, math.sqrt(p_move))))
         if steps:
-            price = krx.next_tick(price, steps)
+            if steps == 1:
+                price += st.tick  # the next price on the grid (boundaries are on both grids)
+            elif steps == -1:
+                price -= tick_size(price - 1)
+            else:
+                price = krx.next_tick(price, steps)
             if price > st.upper:
                 price = st.upper
             elif price < st.lower:
                 price = st.lower
             st.price = price
-            st.tick = krx.tick_size(price)
+            st.tick = tick_size(price)
         if steps > 0:
             buy = True
         elif steps < 0:
@@ -185,10 +192,10 @@ class Market:
             buy = False
         if buy:
             st.ask = price
-            st.bid = krx.prev_tick(price) if price > st.lower else price
+            st.bid = price - tick_size(price - 1) if price > st.lower else price
         else:
             st.bid = price
-            st.ask = krx.next_tick(price) if price < st.upper else price
+            st.ask = price + st.tick if price < st.upper else price
         st.depth = int(st.lot * (2.0 + 18.0 * rng.random()))
         if not trading:
             st.trade_qty = 0
