@@ -260,3 +260,16 @@ def test_an_unconfirmed_order_times_out_with_words(make_rig) -> None:
     spin(0.1)
     assert len(answers) == 1
     assert answers[0].error_code == "BROKER_ERROR" and "did not confirm" in answers[0].message
+
+
+def test_disconnect_answers_queued_orders_and_sends_none(make_rig) -> None:
+    rig = _ready(make_rig, broker_kwargs={"order_windows": ((60.0, 1),)})
+    answers = []
+    for _ in range(3):
+        rig.broker.place_order(OrderRequest("005930", "buy", 1, 60000), answers.append)
+    rig.broker.disconnect()
+    spin(0.2)
+    assert len(rig.fake.calls_of("SendOrder")) == 1
+    assert len(answers) == 3 and all(not a.ok for a in answers)
+    assert [a.error_code for a in answers[1:]] == ["NOT_READY", "NOT_READY"]
+    assert rig.rec.connections[-1] == (False, "disconnected from Kiwoom")

@@ -228,10 +228,12 @@ class KiwoomBroker(Broker):
         self._want_connected = False
         for timer in (self._login_timer, self._relogin_timer, self._account_timer, self._watchdog):
             timer.stop()
+        was = self.state
+        self.state = IDLE  # first: queued orders answer NOT_READY instead of going out
+        self.last_message = "disconnected from Kiwoom"
         self._fail_waiting("the engine is disconnecting from Kiwoom", NOT_READY)
-        if self.state in (RECONCILE, READY):
+        if was in (RECONCILE, READY):
             self.control.set_real_remove("ALL", "ALL")
-        self.state = IDLE
         self.listener.on_connection(False, "disconnected from Kiwoom")
 
     def info(self) -> BrokerInfo:
@@ -243,7 +245,7 @@ class KiwoomBroker(Broker):
         return self.state == READY
 
     def _login(self) -> None:
-        if not self._want_connected:
+        if not self._want_connected or self.state in (RECONCILE, READY):
             return
         self.state = LOGIN
         ret = self.control.comm_connect()
@@ -276,6 +278,7 @@ class KiwoomBroker(Broker):
             self._lost(words if words.startswith("login") else "login failed: " + words)
 
     def _logged_in(self) -> None:
+        self._relogin_timer.stop()
         accounts = self.control.accounts()
         if not accounts:
             self._fatal("logged in, but the login has no account: " + describe(-340))
@@ -340,6 +343,7 @@ class KiwoomBroker(Broker):
                 job.timer.stop()
         self._trs.clear()
         self.tr_queue.clear()
+        self._refreshing = False
 
     # ------------------------------------------------------------------------------------
     # reconciliation
@@ -446,6 +450,11 @@ class KiwoomBroker(Broker):
                     lambda page: positions.extend(tr.read_balance(page)[1]),
                     lambda: (self._apply_positions(positions), self._publish_account()),
                     self._log_query_error)  # fmt: skip
+
+    def _schedule_refresh(self) -> None:
+        """A refresh ``account_refresh_ms`` after the first fill of a burst (not postponed by more)."""
+        if not self._account_timer.isActive():
+            self._account_timer.start(self._account_refresh_ms)
 
     def _refresh_after_fills(self) -> None:
         """Balance chejan can arrive out of order too: after fills settle, ask for the truth."""
@@ -859,7 +868,7 @@ class KiwoomBroker(Broker):
             for fill in update.fills:
                 self.listener.on_fill(fill)
             if update.fills:
-                self._account_timer.start(self._account_refresh_ms)
+                self._schedule_refresh()
         elif gubun == chejan.GUBUN_BALANCE:
             fields = chejan.read_fields(self.control.get_chejan_data, chejan.BALANCE_FIDS)
             pos = chejan.parse_balance(fields)
@@ -867,7 +876,7 @@ class KiwoomBroker(Broker):
                 return
             self._realized[pos.code] = pos.realized_pnl
             self._remember_position(pos)
-            self._account_timer.start(self._account_refresh_ms)
+            self._schedule_refresh()
 
     # ------------------------------------------------------------------------------------
     # messages and faults
