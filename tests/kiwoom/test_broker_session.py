@@ -69,15 +69,19 @@ def test_login_that_never_completes_times_out_then_logs_in_again(make_rig, fake)
     assert fake.login_attempts == 2
 
 
-def test_login_error_is_said_in_words_and_retried(make_rig, fake) -> None:
-    fake.login_plan = [-101, 0]
-    rig = make_rig()
+def test_login_error_is_said_in_words_and_retried_with_growing_pauses(make_rig, fake) -> None:
+    fake.login_plan = [-101, -101, 0]
+    rig = make_rig()  # relogin_delay_s 0.05
     rig.connect()
-    assert rig.rec.connections[0] == (
-        False,
-        "login failed: could not connect to the Kiwoom server (-101)",
+    assert (
+        rig.rec.connections[:2]
+        == [
+            (False, "login failed: could not connect to the Kiwoom server (-101)"),
+        ]
+        * 2
     )
-    assert fake.login_attempts == 2
+    assert fake.login_attempts == 3
+    assert rig.broker._relogin_timer.interval() == 100  # the 2nd pause: twice the 1st
 
 
 def test_orders_are_refused_until_reconciliation_is_done(make_rig, fake) -> None:

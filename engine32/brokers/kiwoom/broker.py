@@ -170,6 +170,7 @@ class KiwoomBroker(Broker):
         self.last_message = "not connected yet"
         self.unasked_quotes = 0
         self._want_connected = False
+        self._failed_logins = 0
 
         self.real = RealScreens(
             ScreenNumbers(int(kiwoom.real_screens_from), MAX_SCREENS - RESERVED_SCREENS)
@@ -268,8 +269,8 @@ class KiwoomBroker(Broker):
     def _on_event_connect(self, err: int) -> None:
         self._login_timer.stop()
         if err == 0:
-            if self.state in (RECONCILE, READY):
-                return  # a repeated notice of the same login
+            if self.state in (RECONCILE, READY) or not self._want_connected:
+                return  # a repeated notice of the same login, or one nobody waits for now
             self._logged_in()
         elif err == SOCKET_CLOSED and self.state in (RECONCILE, READY):
             self._lost(describe(err))
@@ -322,7 +323,10 @@ class KiwoomBroker(Broker):
         log.warning("kiwoom: %s (was %s)", words, was)
         self.listener.on_connection(False, words)
         if self._want_connected:
-            self._relogin_timer.start(int(self.relogin_delay_s * 1000))
+            # 1, 2, 4 … times relogin_delay_s between attempts, at most 5 minutes.
+            delay = min(self.relogin_delay_s * (2 ** min(self._failed_logins, 10)), 300.0)
+            self._failed_logins += 1
+            self._relogin_timer.start(int(delay * 1000))
 
     def _fatal(self, words: str) -> None:
         """A problem a new login does not fix (the configuration must change)."""
@@ -387,6 +391,7 @@ class KiwoomBroker(Broker):
             if self.state != RECONCILE:
                 return
             self.state = READY
+            self._failed_logins = 0
             self.last_message = "connected to Kiwoom's {} server, account {}".format(
                 "mock-trading" if self.mock else "REAL", mask_account(self.account)
             )
