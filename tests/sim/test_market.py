@@ -29,6 +29,9 @@ def test_every_quote_is_on_the_tick_grid_inside_the_band_and_consistent(seed, vo
         clock, seed, codes=BOUNDARY_CODES, volatility=volatility, burst_every_s=2.0, quote_rate=4000
     )
     ex.subscribe(BOUNDARY_CODES)
+    snapshots = quotes_of(ex.drain())  # the current quote of each, no trade yet
+    assert [q.code for q in snapshots] == BOUNDARY_CODES
+    assert all(q.trade_qty == 0 and q.volume == 0 and q.open == 0 for q in snapshots)
     last_volume: Dict[str, int] = {}
     seen = 0
     for _ in range(100):
@@ -80,7 +83,7 @@ def run_quotes(seed: int, n_steps: int = 40) -> List[Quote]:
 
 def test_the_same_seed_gives_the_same_quotes_another_seed_does_not() -> None:
     a, b, c = run_quotes(5), run_quotes(5), run_quotes(6)
-    assert len(a) == 800 and a == b
+    assert len(a) == 4 + 800 and a == b  # 4 quotes at subscribe, then 40 steps × 20
     assert a != c
 
 
@@ -151,3 +154,12 @@ def test_the_default_universe() -> None:
     picked = build_universe(["000660", "123450"], 2)
     assert [i.code for i in picked] == ["000660", "123450", "Z00001", "Z00002"]
     assert picked[1].name == "SIM 123450" and picked[1] == build_universe(["123450"])[0]
+
+
+def test_a_rate_below_one_quote_per_tick_carries_over(clock) -> None:
+    ex = make_exchange(clock, 2, quote_rate=30.0)
+    ex.subscribe(["005930"])
+    ex.drain()
+    made = [ex.step(0.02) for _ in range(100)]  # 0.6 quotes a tick
+    assert sum(made) == 60 and set(made) == {0, 1}
+    assert len(quotes_of(ex.drain())) == 60

@@ -311,6 +311,9 @@ def test_the_same_seed_and_calls_give_the_same_fills() -> None:
 def krx_exchange(clock: FakeClock, seed: int = 6):
     ex = make_exchange(clock, seed, sessions="krx", codes=["005930", "000660"], quote_rate=200)
     ex.subscribe(["005930", "000660"])
+    snapshots = of(Quote, ex.drain())  # prices even when closed, but no trade
+    assert [q.code for q in snapshots] == ["005930", "000660"]
+    assert all(q.trade_qty == 0 for q in snapshots)
     return ex
 
 
@@ -386,3 +389,35 @@ def test_krx_closing_auction_then_expiry_at_the_close() -> None:
     expired = [o for o in of(Order, out) if o.order_id == low_id]
     assert expired[-1].status == CANCELLED and expired[-1].reason == "expired at the close"
     assert ex.open_orders() == [] and ex.ledger.reserved == 0
+
+
+def test_held_positions_are_revalued_as_the_price_moves(clock) -> None:
+    ex = make_exchange(clock, 31, codes=["035720"], volatility=20.0)
+    ex.place("035720", "buy", 10, 0, "market")
+    ex.step(0.0, quotes=0)
+    ex.drain()
+    assert ex.active_codes == ["035720"]  # held, not subscribed: it still trades
+    seen = run_until(ex, lambda seen: len(of(Position, seen)) >= 3, dt=0.1)
+    assert of(Quote, seen) == []
+    h = ex.ledger.holdings["035720"]
+    for position in of(Position, seen):
+        assert position.unrealized_pnl == 10 * position.last_price - h.cost
+    assert len({p.last_price for p in of(Position, seen)}) == len(of(Position, seen))
+    account = of(Account, seen)[-1]
+    assert account.equity == ex.ledger.cash + 10 * of(Position, seen)[-1].last_price
+
+
+def test_a_new_day_resets_realized_pnl_and_forgets_closed_positions(clock) -> None:
+    clock.set(kst(2026, 3, 3, 23, 0))
+    ex = make_exchange(clock, 5, codes=["005930", "000660"])
+    for code in ("005930", "000660"):
+        ex.place(code, "buy", 3, 0, "market")
+    ex.step(0.0, quotes=0)
+    ex.place("005930", "sell", 3, 0, "market")
+    ex.step(0.0, quotes=0)
+    assert ex.account().realized_pnl_today != 0
+    clock.set(kst(2026, 3, 4, 0, 0, 1))
+    ex.step(0.1)
+    assert ex.account().realized_pnl_today == 0
+    assert [p.code for p in ex.positions()] == ["000660"]
+    assert ex.positions()[0].realized_pnl == 0 and ex.positions()[0].qty == 3

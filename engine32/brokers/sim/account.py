@@ -11,7 +11,7 @@ Conventions (close to Kiwoom's screens):
 - no short selling: the sellable quantity is the holding minus open sell orders.
 """
 
-from typing import Dict
+from typing import Dict, Tuple
 
 from core.protocol import krx
 from core.protocol.events import BUY, Account, Position, mask_account
@@ -100,8 +100,18 @@ class Ledger:
         h = self.holdings.get(code)
         return h.qty - h.reserved_sell if h else 0
 
+    def new_day(self) -> None:
+        """Today's realised P&L starts again; closed positions are forgotten."""
+        self.realized_today = 0
+        for code in [c for c, h in self.holdings.items() if not h.qty and not h.reserved_sell]:
+            del self.holdings[code]
+        for h in self.holdings.values():
+            h.realized = 0
+
     # -- fills ------------------------------------------------------------------------------
-    def apply_fill(self, code: str, name: str, market: str, side: str, qty: int, price: int):
+    def apply_fill(
+        self, code: str, name: str, market: str, side: str, qty: int, price: int
+    ) -> Tuple[int, int]:
         """Book one fill; returns ``(fee, tax)``."""
         value = qty * price
         fee = self.fee(value)

@@ -163,6 +163,7 @@ class SimBroker(Broker):
         unknown = self.exchange.subscribe(codes)
         if unknown:
             log.warning("not in the simulator's universe, no quotes: %s", ", ".join(unknown))
+        self._dispatch()
 
     def unsubscribe(self, codes: Sequence[str]) -> None:
         self.exchange.unsubscribe(codes)

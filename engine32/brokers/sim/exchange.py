@@ -136,14 +136,23 @@ class SimExchange:
 
     # -- subscriptions and the active set ---------------------------------------------------------
     def subscribe(self, codes: Sequence[str]) -> List[str]:
-        """Stream quotes for ``codes``; returns those the universe does not know."""
+        """Stream quotes for ``codes``; returns those the universe does not know.
+
+        A newly subscribed code gets its current quote at once (``trade_qty`` 0, like the
+        answer to a stock-info query), so a watchlist has prices even in a closed market.
+        """
         unknown = []
+        hhmmss = ""
         for code in codes:
             if code not in self.market.states:
                 unknown.append(code)
                 continue
+            if code in self.subscribed:
+                continue
             self.subscribed[code] = None
             self._refresh_active(code)
+            hhmmss = hhmmss or kst_hhmmss(self.clock())
+            self.outbox.append(self._quote(self.market.states[code], hhmmss).replace(trade_qty=0))
         return unknown
 
     def unsubscribe(self, codes: Sequence[str]) -> None:
@@ -408,6 +417,7 @@ class SimExchange:
         if new_day:
             self.market.new_day()
             self._day = day
+            self.ledger.new_day()
         self.phase = phase
         return phase
 
@@ -428,7 +438,7 @@ class SimExchange:
                     if order.is_open and not order.resting:
                         self._match_code(order.code, now)
         self._quote_carry += self.quote_rate * dt if quotes is None else quotes
-        n = int(self._quote_carry)
+        n = int(self._quote_carry + 1e-9)  # 0.6 × 5 is 2.9999…
         self._quote_carry -= n
         active = self._active
         if not active:
