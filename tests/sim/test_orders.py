@@ -421,3 +421,29 @@ def test_a_new_day_resets_realized_pnl_and_forgets_closed_positions(clock) -> No
     assert ex.account().realized_pnl_today == 0
     assert [p.code for p in ex.positions()] == ["000660"]
     assert ex.positions()[0].realized_pnl == 0 and ex.positions()[0].qty == 3
+
+
+JUNK = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**12), 10**12), st.floats(allow_nan=True),
+    st.text(max_size=8), st.sampled_from(["005930", "buy", "sell", "limit", "market"]),
+    st.lists(st.integers(), max_size=2),
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(code=JUNK, side=JUNK, qty=JUNK, price=JUNK, kind=JUNK, modify_qty=JUNK, modify_price=JUNK)
+def test_junk_orders_are_rejected_in_words_never_raise(
+    code, side, qty, price, kind, modify_qty, modify_price
+) -> None:
+    ex = make_exchange(FakeClock(kst(2026, 3, 3, 10, 0)), 1)
+    order_id, reason = ex.place(code, side, qty, price, kind)
+    (order,) = of(Order, ex.drain())
+    assert order.order_id == order_id
+    if reason:
+        assert order.status == REJECTED and order.reason == reason
+    else:  # only a valid order gets through
+        assert code == "005930" and side == "buy" and kind in ("limit", "market")
+        assert isinstance(qty, int) and qty > 0 and order.status == ACCEPTED
+    new_id, why = ex.modify(order_id, modify_qty, modify_price)
+    assert bool(new_id) != bool(why)
+    check_books(ex)

@@ -179,9 +179,14 @@ class SimBroker(Broker):
         if not self._connected:
             self._call(done, Result.failure("simulator not connected", NOT_READY))
             return
-        order_id, reason = self.exchange.place(
-            request.code, request.side, request.qty, request.price, request.kind, request.cmd_id
-        )
+        try:
+            order_id, reason = self.exchange.place(
+                request.code, request.side, request.qty, request.price, request.kind, request.cmd_id
+            )
+        except Exception as exc:  # done must be called exactly once, whatever happens
+            log.exception("simulator place_order failed")
+            self._call(done, Result.failure("simulator error: {}".format(exc)))
+            return
         if reason:
             self._call(done, Result.failure(reason, _error_code(reason)))
         else:
@@ -192,7 +197,12 @@ class SimBroker(Broker):
         if not self._connected:
             self._call(done, Result.failure("simulator not connected", NOT_READY))
             return
-        reason = self.exchange.cancel(order_id, cmd_id)
+        try:
+            reason = self.exchange.cancel(order_id, cmd_id)
+        except Exception as exc:
+            log.exception("simulator cancel_order failed")
+            self._call(done, Result.failure("simulator error: {}".format(exc)))
+            return
         if reason:
             code = INVALID_ARGUMENT if reason.startswith("unknown order") else BROKER_ERROR
             self._call(done, Result.failure(reason, code))
@@ -204,9 +214,14 @@ class SimBroker(Broker):
         if not self._connected:
             self._call(done, Result.failure("simulator not connected", NOT_READY))
             return
-        new_id, reason = self.exchange.modify(
-            request.order_id, request.qty, request.price, request.cmd_id
-        )
+        try:
+            new_id, reason = self.exchange.modify(
+                request.order_id, request.qty, request.price, request.cmd_id
+            )
+        except Exception as exc:
+            log.exception("simulator modify_order failed")
+            self._call(done, Result.failure("simulator error: {}".format(exc)))
+            return
         if reason:
             code = _error_code(reason)
             if reason.startswith(("unknown order", "market orders cannot")):

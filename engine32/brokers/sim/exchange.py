@@ -194,7 +194,7 @@ class SimExchange:
         Accepted orders first meet the market at the start of the next :meth:`step`.
         """
         now = self.clock()
-        st = self.market.get(code)
+        st = self.market.get(code) if isinstance(code, str) else None
         if kind == MARKET:
             price = 0
         reason = check_order(side, kind, qty, price, st)
@@ -204,7 +204,7 @@ class SimExchange:
         order = SimOrder(
             self._next_order_id(), str(code), name, str(side), str(kind),
             qty if isinstance(qty, int) else 0, price if isinstance(price, int) else 0,
-            cmd_id, ACCEPTED, now,
+            str(cmd_id or ""), ACCEPTED, now,
         )  # fmt: skip
         self.orders[order.order_id] = order
         if reason:
