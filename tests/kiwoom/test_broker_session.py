@@ -176,3 +176,22 @@ def test_condition_search_hits_reach_the_listener(make_rig, fake) -> None:
     fake.condition_hit("035720")
     wait_until(lambda: rig.rec.conditions, 5, "the condition hit")
     assert rig.rec.conditions == [("035720", "카카오", "거래량폭증")]
+
+
+def test_queries_past_the_long_windows_wait_in_the_queue(make_rig, fake) -> None:
+    import time as _time
+
+    offset = [0.0]
+    rig = make_rig(tr_windows=((1.0, 5), (18.0, 5)), clock=lambda: _time.monotonic() + offset[0])
+    rig.connect()  # reconciliation used 4 queries (two balance pages, deposit, orders)
+    rig.broker.query_account()  # the 5th goes out at once ...
+    rig.broker.query_open_orders()  # ... the 6th must wait for the 18 s window
+    rig.settle()
+    spin(0.2)
+    assert [t for t, *_ in fake.tr_requests][4:] == ["opw00001"]
+    assert len(rig.broker.tr_queue) == 1
+    assert rig.broker._tr_timer.remainingTime() > 16000  # its wake-up is set about 18 s out
+    offset[0] += 18.0  # time passes, and the wake-up comes
+    rig.broker.tr_queue.pump()
+    wait_until(lambda: len(fake.tr_requests) == 6, 5, "the waiting query")
+    assert fake.tr_requests[-1][0] == "opt10075"
