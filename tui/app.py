@@ -15,12 +15,13 @@ from typing import Any
 from redis.exceptions import RedisError
 from textual.app import App, SystemCommand
 from textual.screen import Screen
+from textual.timer import Timer
 
 from core.bus import Bus, ReplyTimeout, new_command_id
 from core.config import Config
 from core.protocol import make_command
 from core.protocol.errors import ProtocolError
-from core.protocol.events import BUY, FILLED, HALTED, OPEN_STATUSES, REJECTED
+from core.protocol.events import BUY, FILLED, HALTED, OPEN_STATUSES, REJECTED, Fill
 from core.protocol.krx import KST, is_valid_code
 
 from .actions import ACTIONS, APP, bindings
@@ -42,6 +43,8 @@ from .widgets import fmt
 
 #: Seconds to wait for the engine's reply to a command.
 REPLY_TIMEOUT_S = 5.0
+#: At most one fill toast per this many seconds; fills in between are summed up in one.
+FILL_TOAST_S = 1.0
 
 
 class KiwoomConsole(App[None]):
@@ -73,6 +76,9 @@ class KiwoomConsole(App[None]):
         self._start_feed = feed
         self.cmd_bus: Bus | None = None
         self.my_cmd_ids: set[str] = set()
+        self._pending_fills: list[Fill] = []
+        self._last_fill_toast = 0.0
+        self._fill_timer: Timer | None = None
         self.flushes = 0
         self.flush_s = 0.0
         #: Every notification shown, newest last (tests and the log read it).
@@ -174,16 +180,35 @@ class KiwoomConsole(App[None]):
             )
 
     def on_fill_event(self, message: FillEvent) -> None:
-        f = message.fill
-        name = self.store.name_of(f.code)
+        """One toast per fill, but at most one a second: a burst becomes one summary toast."""
+        self._pending_fills.append(message.fill)
+        now = time.monotonic()
+        if now - self._last_fill_toast >= FILL_TOAST_S and len(self._pending_fills) == 1:
+            self._show_fills()
+        elif self._fill_timer is None:
+            wait = max(0.05, FILL_TOAST_S - (now - self._last_fill_toast))
+            self._fill_timer = self.set_timer(wait, self._show_fills)
+
+    def _fill_words(self, f: Fill) -> str:
         side = "Bought" if f.side == BUY else "Sold"
-        order = self.store.orders.get(f.order_id)
-        done = " (order complete)" if order and order.status == FILLED else ""
-        self.notify(
-            f"{side} {f.qty:,} {f.code} {name} @ {f.price:,} KRW{done}",
-            title=f"Fill - order {f.order_id}",
-            timeout=5,
-        )
+        return f"{side} {f.qty:,} {f.code} {self.store.name_of(f.code)} @ {f.price:,} KRW"
+
+    def _show_fills(self) -> None:
+        fills, self._pending_fills = self._pending_fills, []
+        self._fill_timer = None
+        self._last_fill_toast = time.monotonic()
+        if not fills:
+            return
+        if len(fills) == 1:
+            f = fills[0]
+            order = self.store.orders.get(f.order_id)
+            done = " (order complete)" if order and order.status == FILLED else ""
+            self.notify(self._fill_words(f) + done, title=f"Fill - order {f.order_id}", timeout=5)
+            return
+        lines = [self._fill_words(f) for f in fills[:4]]
+        if len(fills) > 4:
+            lines.append(f"... and {len(fills) - 4} more (see Orders)")
+        self.notify("\n".join(lines), title=f"{len(fills)} fills", timeout=5)
 
     def on_reply_event(self, message: ReplyEvent) -> None:
         """Replies to commands other clients sent: only errors are worth a word."""

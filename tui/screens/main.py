@@ -12,7 +12,14 @@ from textual.widgets import Footer
 
 from ..actions import MAIN, bindings
 from ..state import Dirty
-from ..widgets.panels import OrdersTable, PositionsTable, StoreTable, SurgeTable, WatchlistTable
+from ..widgets.panels import (
+    FLASH_MS,
+    OrdersTable,
+    PositionsTable,
+    StoreTable,
+    SurgeTable,
+    WatchlistTable,
+)
 from ..widgets.status import AccountLine, Banner, StatusBar
 
 if TYPE_CHECKING:
@@ -113,5 +120,8 @@ class MainScreen(Screen[None]):
         """Once a second: the clock, ages and surge flashes."""
         self.query_one(StatusBar).update_from_store()
         self.query_one(Banner).update_from_store()
-        self.surge.refresh()
-        self.orders.refresh()
+        store = self.app.store
+        if store.surge and self.app.now_ms() - store.surge[0][0] < FLASH_MS + 1500:
+            self.surge.refresh()  # a flash is ending
+        if store.orders:
+            self.orders.refresh_column("age")

@@ -135,6 +135,15 @@ class KeyedTable(Widget, can_focus=True):
                 n += 1
         return n
 
+    def refresh_column(self, key: str) -> None:
+        """Repaint one column of the visible rows (ages and clocks)."""
+        for col, x in self._columns_for(self.size.width):
+            if col.key == key:
+                rows = min(self.visible_rows, max(0, len(self.keys) - self.top))
+                if rows:
+                    self.refresh(Region(x, 1, col.width, rows))
+                return
+
     def select_key(self, key: str) -> bool:
         i = self.row_of.get(key)
         if i is None:
