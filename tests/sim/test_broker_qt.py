@@ -119,3 +119,45 @@ def test_quotes_orders_and_account_flow_through_the_qt_loop(qapp) -> None:
     spin_until(lambda: False, timeout_ms=100)
     assert len(rec.quotes) == count  # the timer stopped
     assert len(rec.threads) == 1 and threading.get_ident() in rec.threads
+
+
+class Reentrant(Recorder):
+    """Places an order from inside ``on_quote`` and raises on every 10th quote."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broker = None
+        self.results: List[Result] = []
+        self.log: List[str] = []
+
+    def on_quote(self, quote: Quote) -> None:
+        super().on_quote(quote)
+        self.log.append("quote")
+        if len(self.quotes) == 5:
+            self.broker.place_order(
+                OrderRequest(quote.code, "buy", 1, 0, "market"), self.results.append
+            )
+            self.log.append("placed")
+        if len(self.quotes) % 10 == 0:
+            raise RuntimeError("a listener bug")
+
+    def on_order(self, order: Order) -> None:
+        super().on_order(order)
+        self.log.append("order")
+
+
+def test_listener_reentry_and_listener_errors_do_not_break_the_broker(qapp, caplog) -> None:
+    rec = Reentrant()
+    broker = SimBroker(rec, {"seed": 3, "quote_rate": 1000, "burst_every_s": 0.0})
+    rec.broker = broker
+    broker.connect()
+    broker.subscribe(["005930"])
+    assert spin_until(lambda: len(rec.quotes) >= 60 and rec.fills)
+    assert rec.results and rec.results[0].ok
+    # the order's event came after the quote being delivered, not in the middle of it
+    placed = rec.log.index("placed")
+    # (a tick at 1,000 quotes/s delivers 20 quotes; the 5th is not the last of its batch)
+    assert rec.log[placed - 1] == "quote" and rec.log[placed + 1] == "quote"
+    assert "order" in rec.log[placed:]
+    assert "broker listener failed" in caplog.text  # logged, and the quotes kept coming
+    broker.disconnect()

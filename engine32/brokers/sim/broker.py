@@ -103,6 +103,7 @@ class SimBroker(Broker):
         self.exchange = exchange_from_settings(self.settings, clock)
         self.tick_ms = tick_ms
         self.dropped_ticks = 0
+        self._dispatching = False
         self._connected = False
         self._started = 0.0
         self._ticks_done = 0
@@ -265,9 +266,22 @@ class SimBroker(Broker):
         self._dispatch()
 
     def _dispatch(self) -> None:
+        """Hand the outbox to the listener in order. Not re-entrant: if the listener calls
+        back into the broker (an order from ``on_quote``), what that causes is delivered
+        after the events already being delivered, by the outer loop."""
+        if self._dispatching:
+            return
+        self._dispatching = True
         routes = self._routes
-        for payload in self.exchange.drain():
-            self._call(routes[payload.TYPE], payload)
+        try:
+            while True:
+                batch = self.exchange.drain()
+                if not batch:
+                    break
+                for payload in batch:
+                    self._call(routes[payload.TYPE], payload)
+        finally:
+            self._dispatching = False
 
     @staticmethod
     def _call(fn: Callable[..., None], *args: Any) -> None:
