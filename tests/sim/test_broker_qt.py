@@ -161,3 +161,23 @@ def test_listener_reentry_and_listener_errors_do_not_break_the_broker(qapp, capl
     assert "order" in rec.log[placed:]
     assert "broker listener failed" in caplog.text  # logged, and the quotes kept coming
     broker.disconnect()
+
+
+def test_a_stalled_loop_catches_up_a_few_ticks_and_drops_the_rest(qapp) -> None:
+    import time
+
+    rec = Recorder()
+    broker = SimBroker(rec, {"seed": 4, "quote_rate": 500, "burst_every_s": 0.0}, tick_ms=20)
+    broker.connect()
+    broker.subscribe(["005930"])
+    broker._timer.stop()  # drive the timer callback by hand
+    before = len(rec.quotes)
+    broker._started = time.monotonic() - 1.0  # as if the loop had been stuck for a second
+    broker._ticks_done = 0
+    broker._on_timer()
+    # 50 ticks were due: 5 ran (10 quotes each), the rest were dropped, not run late
+    assert len(rec.quotes) - before == 5 * 10
+    assert 45 <= broker.dropped_ticks <= 46 and broker._ticks_done >= 50
+    broker._on_timer()  # nothing more is due straight away
+    assert len(rec.quotes) - before <= 5 * 10 + 10
+    broker.disconnect()
