@@ -1,0 +1,207 @@
+"""Quote throughput of the engine's event path into a local Redis, against raw redis-py.
+
+Engine path: the real :class:`engine32.app.Engine` (sim broker built but idle) is fed quotes
+through its broker-listener entry ``on_quote`` (books, surge detector, batching), flushed
+every ``quote_flush_ms`` of wall time as the Qt timer would, and written by its publisher
+thread (PUBLISH ``P:ev:quotes`` + XADD ``P:events`` + HSET ``P:state:quotes``). The figure is
+quotes fed / time until the publisher has written the last one.
+
+Raw: the same quotes, JSON-encoded beforehand, sent as pipelined PUBLISH (1,000 a round).
+
+    .venv/bin/python bench/bus.py [--quotes 300000] [--codes 2000]
+
+Prints its figure on the last line. Goal: >= 50,000 quotes/s and >= half the raw rate.
+"""
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import List
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import redis  # noqa: E402
+
+from core.protocol import Quote, krx  # noqa: E402
+
+GOAL_RATE = 50000
+GOAL_RATIO = 0.5
+
+
+class _LocalRedis:
+    """Fallback when core.devservers is not there: redis-server from PATH on a free port."""
+
+    def __init__(self, data_dir: str) -> None:
+        import shutil
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.binary = shutil.which("redis-server") or "redis-server"
+        self.data_dir = data_dir
+        self.url = "redis://127.0.0.1:{}/0".format(self.port)
+        self.proc = None
+
+    def start(self) -> None:
+        import subprocess
+
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.data_dir,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        for _ in range(200):
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def start_redis(data_dir: str):
+    """A redis-server of the benchmark's own (core.devservers when available)."""
+    try:
+        from core.devservers import RedisServer
+    except ImportError:
+        server = _LocalRedis(data_dir)
+    else:
+        server = RedisServer(data_dir)
+    server.start()
+    return server
+
+
+def make_quotes(count: int, codes: int, seed: int = 1) -> List[Quote]:
+    rng = random.Random(seed)
+    universe = ["{:06d}".format(100000 + i) for i in range(codes)]
+    prices = {c: krx.snap(rng.uniform(2000, 300000)) for c in universe}
+    volume = dict.fromkeys(universe, 0)
+    out = []
+    for i in range(count):
+        code = universe[rng.randrange(codes)]
+        price = max(1, krx.next_tick(prices[code], rng.choice((-1, 0, 1))))
+        prices[code] = price
+        qty = rng.randint(1, 500)
+        volume[code] += qty
+        out.append(
+            Quote(
+                code,
+                price,
+                change=0,
+                change_pct=0.0,
+                volume=volume[code],
+                trade_qty=qty,
+                open=price,
+                high=price,
+                low=price,
+                ask=krx.next_tick(price),
+                bid=price,
+                time="{:06d}".format(90000 + i % 60000),
+            )
+        )
+    return out
+
+
+def run_engine_path(url: str, quotes: List[Quote]) -> float:
+    from PyQt5.QtCore import QCoreApplication
+
+    from core.config import load_config
+    from engine32.app import Engine
+
+    app = QCoreApplication.instance() or QCoreApplication([])
+    assert app is not None
+    config = load_config(overrides={"redis.url": url, "redis.prefix": "benchbus", "sim.seed": 1})
+    engine = Engine(config, url, watchlist=[])
+    flush_s = config.engine.quote_flush_ms / 1000.0
+    engine.publisher.start()
+    try:
+        on_quote = engine.on_quote
+        started = time.perf_counter()
+        next_flush = started + flush_s
+        for i, quote in enumerate(quotes):
+            on_quote(quote)
+            if not i & 255 and time.perf_counter() >= next_flush:
+                engine.flush_quotes()
+                next_flush += flush_s
+        engine.flush_quotes()
+        if not engine.publisher.wait_idle(120):
+            raise RuntimeError("publisher did not drain")
+        elapsed = time.perf_counter() - started
+    finally:
+        engine.publisher.stop()
+    client = redis.Redis.from_url(url)
+    written = sum(
+        len(json.loads(fields[b"e"])["data"]["items"])
+        for _, fields in client.xrange("benchbus:events")
+    )
+    if written != len(quotes):
+        raise RuntimeError("stream holds {} quotes, fed {}".format(written, len(quotes)))
+    client.close()
+    return len(quotes) / elapsed
+
+
+def run_raw(url: str, quotes: List[Quote]) -> float:
+    payloads = [json.dumps(q.__dict__, separators=(",", ":")) for q in quotes]
+    client = redis.Redis.from_url(url)
+    started = time.perf_counter()
+    for i in range(0, len(payloads), 1000):
+        pipe = client.pipeline(transaction=False)
+        for payload in payloads[i : i + 1000]:
+            pipe.publish("raw:ev:quotes", payload)
+        pipe.execute()
+    elapsed = time.perf_counter() - started
+    client.close()
+    return len(payloads) / elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quotes", type=int, default=300000)
+    parser.add_argument("--codes", type=int, default=2000)
+    args = parser.parse_args()
+    quotes = make_quotes(args.quotes, args.codes)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_redis(tmp)
+        try:
+            raw = run_raw(server.url, quotes)
+            engine = run_engine_path(server.url, quotes)
+            raw2 = run_raw(server.url, quotes)
+        finally:
+            server.stop()
+    raw = max(raw, raw2)
+    ratio = engine / raw
+    met = engine >= GOAL_RATE and ratio >= GOAL_RATIO
+    print("quotes: {:,} over {:,} codes".format(args.quotes, args.codes))
+    print("raw redis-py pipelined PUBLISH: {:,.0f} quotes/s".format(raw))
+    print("engine path (batch + stream + snapshot): {:,.0f} quotes/s".format(engine))
+    print(
+        "bus: engine {:,.0f} quotes/s vs raw PUBLISH {:,.0f}/s = {:.2f}x; goal >= {:,} and >= {:.1f}x: {}".format(
+            engine, raw, ratio, GOAL_RATE, GOAL_RATIO, "met" if met else "MISSED"
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
