@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from core.config import ConfigError, load_config, redact
@@ -39,6 +40,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if sys.__stdout__ is not None and sys.__stdout__.isatty():
+        # shutil.get_terminal_size prefers these over the real size: a stale export would pin
+        # the layout and ignore window resizes.
+        os.environ.pop("COLUMNS", None)
+        os.environ.pop("LINES", None)
     try:
         cfg = load_config(
             args.config,
