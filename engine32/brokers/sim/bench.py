@@ -79,6 +79,7 @@ def qt_rate(codes: int, rate: int, seconds: float) -> float:
     broker = SimBroker(listener, {"seed": 1, "quote_rate": rate, "extra_codes": max(0, codes - 48)})
     broker.connect()
     broker.subscribe(list(broker.exchange.market.states))
+    listener.quotes = 0  # not the snapshot quotes sent on subscribe
     start = time.perf_counter()
     QTimer.singleShot(int(seconds * 1000), app.quit)
     app.exec_()
