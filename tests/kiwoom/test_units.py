@@ -227,17 +227,30 @@ def lifecycles(draw):  # type: ignore[no-untyped-def]
         value += size * price
         events.append(_event("0001001", "체결", qty, cum, value // cum, size, price))
     cancel = filled < qty and draw(st.booleans())
+    modified = 0
     if cancel:
         rest = qty - filled
-        events.append(_event("0001002", "접수", rest, kind="매수취소", orig="0001001", price=0))
-        events.append(_event("0001002", "확인", rest, kind="매수취소", orig="0001001", price=0))
-    return events, qty, filled, cancel
+        if draw(st.booleans()):
+            events.append(_event("0001002", "접수", rest, kind="매수취소", orig="0001001", price=0))
+            events.append(_event("0001002", "확인", rest, kind="매수취소", orig="0001001", price=0))
+        else:  # a modify moves the rest to a new order, which may fill in turn
+            events.append(
+                _event("0001003", "접수", rest, kind="+매수정정", orig="0001001", price=66000)
+            )
+            events.append(
+                _event("0001003", "확인", rest, kind="+매수정정", orig="0001001", price=66000)
+            )
+            modified = draw(st.integers(0, rest))
+            if modified:
+                events.append(_event("0001003", "체결", rest, modified, 66000, modified, 66000, kind="+매수정정",
+                                     orig="0001001", price=66000))  # fmt: skip
+    return events, qty, filled, cancel, modified
 
 
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_any_arrival_order_gives_the_same_final_order(data) -> None:  # type: ignore[no-untyped-def]
-    events, qty, filled, cancel = data.draw(lifecycles())
+    events, qty, filled, cancel, modified = data.draw(lifecycles())
     shuffled = data.draw(st.permutations(events))
     finals = []
     for sequence in (events, shuffled):
@@ -247,12 +260,17 @@ def test_any_arrival_order_gives_the_same_final_order(data) -> None:  # type: ig
             fills.extend(book.on_order_event(fields).fills)
         order = book.order("0001001")
         assert order is not None
-        assert sum(f.qty for f in fills) == order.filled_qty == filled
+        assert sum(f.qty for f in fills if f.order_id == "0001001") == order.filled_qty == filled
+        assert sum(f.qty for f in fills if f.order_id == "0001003") == modified
         assert len({f.fill_id for f in fills}) == len(fills)
         assert book.order("0001002") is None  # a cancel leg is not an order of its own
-        finals.append(order)
+        finals.append((order, book.order("0001003")))
     assert finals[0] == finals[1]
-    final = finals[0]
+    final, child = finals[0]
+    if child is not None:
+        assert final.reason == "replaced by 0001003" and child.orig_order_id == "0001001"
+        assert child.filled_qty == modified and child.status == (FILLED if modified == child.qty else
+                                                                  PARTIALLY_FILLED if modified else "accepted")  # fmt: skip
     expected = (
         FILLED
         if filled == qty
