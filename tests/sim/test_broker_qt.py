@@ -181,3 +181,27 @@ def test_a_stalled_loop_catches_up_a_few_ticks_and_drops_the_rest(qapp) -> None:
     broker._on_timer()  # nothing more is due straight away
     assert len(rec.quotes) - before <= 5 * 10 + 10
     broker.disconnect()
+
+
+def test_under_qt_the_market_is_the_seeded_one_whatever_the_timer_jitter(qapp) -> None:
+    from engine32.brokers.sim.broker import exchange_from_settings, sim_settings
+
+    settings = {"seed": 99, "quote_rate": 1500, "burst_every_s": 2.0}
+    rec = Recorder()
+    broker = SimBroker(rec, settings)
+    broker.connect()
+    broker.subscribe(["005930", "000660", "086520"])
+    assert spin_until(lambda: len(rec.quotes) >= 600)
+    broker.disconnect()
+
+    ex = exchange_from_settings(sim_settings(settings))  # the same core, stepped by hand
+    ex.subscribe(["005930", "000660", "086520"])
+    expected: List[Quote] = []
+    while len(expected) < len(rec.quotes):
+        ex.step(0.02)
+        expected += [p for p in ex.drain() if isinstance(p, Quote)]
+
+    def strip(qs: List[Quote]) -> List[Quote]:
+        return [q.replace(time="") for q in qs]
+
+    assert strip(rec.quotes) == strip(expected[: len(rec.quotes)])
