@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from core.config import ConfigError, load_config, redact
@@ -45,6 +46,14 @@ def main(argv: list[str] | None = None) -> int:
         # the layout and ignore window resizes.
         os.environ.pop("COLUMNS", None)
         os.environ.pop("LINES", None)
+    for flag, url in (("--redis", args.redis), ("--database", args.database)):
+        if url and re.search(r"://[^/@]*:[^/@]*@", url):
+            var = "KC_REDIS_PASSWORD" if flag == "--redis" else "KC_DATABASE_PASSWORD"
+            print(
+                f"kc tui: {flag} {redact(url)}: holds a password; put it in {var} instead",
+                file=sys.stderr,
+            )
+            return 2
     try:
         cfg = load_config(
             args.config,

@@ -53,10 +53,10 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("What it does")
         table.add_column("Id", style="dim", width=16)
         keys = self.app.keys_by_action
-        for spec in ACTIONS:
-            table.add_row(spec.group, display_keys(keys[spec.id]), spec.title, spec.help, spec.id)
-        for group, key, what in OTHER_KEYS:
-            table.add_row(group, key, "", what, "")
+        self.rows = [(a.group, display_keys(keys[a.id]), a.title, a.help, a.id) for a in ACTIONS]
+        self.rows += [(group, key, "", what, "") for group, key, what in OTHER_KEYS]
+        for row in self.rows:
+            table.add_row(*row)
         note = (
             '\nRemap any key in config.toml, e.g. [tui.keymap] buy = "ctrl+b" (by the Id column). '
             "Rises are red, falls blue. Esc closes this screen."
