@@ -34,62 +34,11 @@ GOAL_RATE = 50000
 GOAL_RATIO = 0.5
 
 
-class _LocalRedis:
-    """Fallback when core.devservers is not there: redis-server from PATH on a free port."""
-
-    def __init__(self, data_dir: str) -> None:
-        import shutil
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.binary = shutil.which("redis-server") or "redis-server"
-        self.data_dir = data_dir
-        self.url = "redis://127.0.0.1:{}/0".format(self.port)
-        self.proc = None
-
-    def start(self) -> None:
-        import subprocess
-
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self.data_dir,
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port)
-        for _ in range(200):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
 def start_redis(data_dir: str):
-    """A redis-server of the benchmark's own (core.devservers when available)."""
-    try:
-        from core.devservers import RedisServer
-    except ImportError:
-        server = _LocalRedis(data_dir)
-    else:
-        server = RedisServer(data_dir)
-    server.start()
-    return server
+    """A redis-server of the benchmark's own."""
+    from core.devservers import RedisServer
+
+    return RedisServer(Path(data_dir)).start()
 
 
 def make_quotes(count: int, codes: int, seed: int = 1) -> List[Quote]:

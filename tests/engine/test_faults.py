@@ -9,8 +9,8 @@ from collections import defaultdict
 import pytest
 import redis
 
+from core.devservers import RedisServer, free_port
 from core.protocol import make_command
-from tests.engine.own_redis import OwnRedis
 
 CODE = "005930"
 
@@ -128,8 +128,8 @@ def _wait(predicate, timeout=15.0, what=""):
     raise AssertionError("timed out waiting for " + what)
 
 
-def test_redis_restart_under_the_engine(redis_server, engine_factory, tmp_path):
-    own = OwnRedis(redis_server.binary, tmp_path)
+def test_redis_restart_under_the_engine(engine_factory, tmp_path):
+    own = RedisServer(tmp_path / "own-redis", port=free_port())
     own.start()
     try:
         eng = engine_factory(

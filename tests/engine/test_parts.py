@@ -9,10 +9,10 @@ import time
 import redis
 
 from core.config import load_config
+from core.devservers import RedisServer, free_port
 from core.protocol import Envelope, Keys, Order, Quote, make_command, parse_command
 from engine32.consumer import CommandConsumer, Taken
 from engine32.publisher import Event, Publisher, QuotesEvent, ReplyEvent
-from tests.engine.own_redis import OwnRedis
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -70,8 +70,8 @@ def test_publisher_writes_topic_stream_state_and_seq(redis_url, redis_client):
     pubsub.close()
 
 
-def test_publisher_buffer_drops_oldest_quotes_never_orders_and_reconnects(redis_server, tmp_path):
-    own = OwnRedis(redis_server.binary, tmp_path)  # not started yet: Redis is away
+def test_publisher_buffer_drops_oldest_quotes_never_orders_and_reconnects(tmp_path):
+    own = RedisServer(tmp_path / "own-redis", port=free_port())  # not started yet: Redis is away
     reconnected = threading.Event()
     keys = Keys("pub2")
     pub = Publisher(own.url, keys, capacity=10, on_reconnect=reconnected.set)
