@@ -157,8 +157,7 @@ class SurgeDetector:
         cv.last_volume = quote.volume
         cv.last_seen = now
         if delta and quiet_for <= self.window_s:
-            slot = bucket % self.ring_size
-            cv.ring[slot] += delta
+            cv.ring[cv.bucket % self.ring_size] += delta  # (a clock that steps back: the latest)
             cv.window_sum += delta
 
         if base > 0:

@@ -163,12 +163,13 @@ class Reference:
             return
         if b - self.last_bucket >= self.det.ring_size:
             self.first = b
+        b = max(b, self.last_bucket)  # a clock stepping back counts in the latest bucket
         delta = volume - self.last_volume
         if delta < 0:
             delta = volume
         if delta and now - self.last_seen <= self.det.window_s:
             self.items.append((b, delta))
-        self.last_bucket, self.last_volume, self.last_seen = max(b, self.last_bucket), volume, now
+        self.last_bucket, self.last_volume, self.last_seen = b, volume, now
 
     def volumes(self) -> Tuple[int, Optional[float]]:
         b = self.last_bucket
@@ -185,7 +186,12 @@ class Reference:
     window=st.sampled_from([10, 20, 60]),
     steps=st.lists(
         st.tuples(
-            st.one_of(st.floats(0.0, 3.0), st.floats(3.0, 200.0), st.floats(200.0, 2000.0)),
+            st.one_of(
+                st.floats(0.0, 3.0),
+                st.floats(3.0, 200.0),
+                st.floats(200.0, 2000.0),
+                st.floats(-30.0, 0.0),  # the wall clock stepped back
+            ),
             st.integers(-5, 500),
         ),
         min_size=1,
@@ -207,3 +213,14 @@ def test_ring_sums_match_a_brute_force_model(bucket_s, window, steps) -> None:
         assert (got[1] is None) == (want[1] is None)
         if want[1] is not None:
             assert abs(got[1] - want[1]) < 1e-6
+
+
+def test_a_clock_that_steps_back_does_not_leak_volume_into_the_window() -> None:
+    det = SurgeDetector(10, 50, 3.0, 5.0, 0, bucket_s=1)
+    s = Stream(det)
+    s.run(100.0, 11, qty=10)
+    s.quote(85.0, 500)  # the wall clock stepped back 26 s: counted now, in the latest bucket
+    assert det.volumes("005930", 110.0)[0] == 600
+    s.run(111.0, 20, qty=0)
+    window, usual = det.volumes("005930", 130.0)
+    assert window == 0 and usual == (100 + 500) * 10 / 21.0  # 21 buckets seen before it
