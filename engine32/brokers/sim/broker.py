@@ -10,11 +10,12 @@ the engine spiral. The market itself never reads the wall clock (see ``exchange`
 import logging
 import random
 import time
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from PyQt5.QtCore import QObject, Qt, QTimer
 
 from core.protocol.errors import BROKER_ERROR, INVALID_ARGUMENT, NOT_READY
+from core.protocol.events import Order
 
 from ..base import Broker, BrokerInfo, BrokerListener, Done, ModifyRequest, OrderRequest, Result
 from .exchange import Clock, SimExchange
@@ -232,7 +233,7 @@ class SimBroker(Broker):
             self._call(done, Result.success(order_id=new_id, orig_order_id=request.order_id))
         self._dispatch()
 
-    def open_orders(self):  # type: ignore[override]
+    def open_orders(self) -> List[Order]:
         return self.exchange.open_orders()
 
     # -- queries ------------------------------------------------------------------------------------

@@ -32,14 +32,16 @@ from core.protocol.events import (
     PARTIALLY_FILLED,
     REJECTED,
     SELL,
+    Account,
     Fill,
     Order,
     Payload,
+    Position,
     Quote,
 )
 
 from .account import Ledger
-from .market import Market
+from .market import CodeState, Market
 from .matching import SimOrder, auction_fills, check_order, match
 from .universe import Instrument
 
@@ -478,7 +480,7 @@ class SimExchange:
             self._revalue()
         return n
 
-    def _quote(self, st, hhmmss: str) -> Quote:
+    def _quote(self, st: CodeState, hhmmss: str) -> Quote:
         change = st.price - st.base
         return Quote(
             st.code,
@@ -511,10 +513,11 @@ class SimExchange:
             self.outbox.append(self.ledger.account())
 
     # -- snapshots ----------------------------------------------------------------------------------
-    def positions(self) -> list:
+    def positions(self) -> List[Position]:
+        """Open positions, and today's closed ones that realised P&L."""
         return [h.position() for h in self.ledger.holdings.values() if h.qty or h.realized]
 
-    def account(self):
+    def account(self) -> Account:
         return self.ledger.account()
 
     def drain(self) -> List[Payload]:
