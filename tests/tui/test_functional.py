@@ -224,3 +224,70 @@ async def test_late_start_rebuilds_from_snapshots(tui_config, engine) -> None:
         assert resting_id in main.orders.keys and main.orders.keys[0] == resting_id  # open first
         assert code in main.positions.keys
         assert app.store.account.account and app.store.account.cash < 100_000_000
+
+
+async def test_modify_selected_order_changes_its_price(tui_config, engine) -> None:
+    app = KiwoomConsole(tui_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        code = main.watchlist.cursor_key
+        await until(pilot.pause, lambda: app.store.last_price(code), 10, "a price")
+        low = snap_down(int(app.store.last_price(code) * 0.95))
+        await pilot.press("b")
+        app.screen.set_price(low)
+        await pilot.press("enter", "enter")
+        await until(pilot.pause, lambda: app.store.open_orders(), 10, "an open order")
+        first = app.store.open_orders()[0]
+        await pilot.pause(0.3)
+        await pilot.press("4", "m")
+        ticket = app.screen
+        assert isinstance(ticket, TicketScreen) and ticket.modify is not None
+        assert ticket.price_value == low and ticket.qty_value == 1
+        await pilot.press("down", "enter", "enter")  # one tick lower
+        await until(
+            pilot.pause,
+            lambda: any(t == "Modify accepted" for _, t, _ in app.notices),
+            10,
+            "the modify reply",
+        )
+        lower = snap_down(low - 1)
+        await until(
+            pilot.pause,
+            lambda: any(
+                o.price == lower and o.status in OPEN_STATUSES for o in app.store.orders.values()
+            ),
+            10,
+            "the order at the new price",
+        )
+        assert (
+            app.store.orders[first.order_id].price == low
+            or app.store.orders[first.order_id].status == CANCELLED
+        )
+
+
+async def test_watchlist_add_and_remove_send_subscribe_and_unsubscribe(tui_config, engine) -> None:
+    app = KiwoomConsole(tui_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        new = "373220"
+        assert new not in app.store.watchlist
+        await pilot.press("a")
+        await pilot.press(*new, "enter")
+        await until(
+            pilot.pause, lambda: new in app.store.watchlist, 10, "the code in the watchlist"
+        )
+        await until(pilot.pause, lambda: app.store.last_price(new), 10, "its quotes")
+        assert new in engine.redis.lrange(engine.keys.state_watchlist, 0, -1)
+        await pilot.pause(0.3)
+        assert main.watchlist.select_key(new)
+        await pilot.press("d")
+        await until(pilot.pause, lambda: new not in app.store.watchlist, 10, "the code removed")
+        assert new not in engine.redis.lrange(engine.keys.state_watchlist, 0, -1)
+        await pilot.press("a", "1", "2", "3", "enter")
+        await until(
+            pilot.pause, lambda: any("Not a KRX code" in m for _, _, m in app.notices), 5, "refusal"
+        )

@@ -24,21 +24,29 @@ SESSION_WORDS = {
 HEARTBEAT_LATE_MS = 1800
 
 
+#: A ``P:writer`` hash not updated for this long means the writer has stopped.
+WRITER_STALE_MS = 15000
+
+
 def writer_lag(writer: dict[str, str], now_ms: int) -> str:
-    """The writer's lag from ``P:writer``: a ``lag_ms`` field, else the age of its last commit."""
-    for name in ("lag_ms", "lag"):
-        if name in writer:
-            try:
-                return f"{float(writer[name]):.0f} ms"
-            except ValueError:
-                return writer[name]
-    for name in ("last_commit_ms", "last_commit_ts", "ts", "updated_ms"):
-        if name in writer:
-            try:
-                return fmt.age(now_ms - int(float(writer[name])))
-            except ValueError:
-                continue
-    return "-"
+    """The writer's lag from ``P:writer`` (``lag_ms``, ``lag_entries``, ``updated_ms``)."""
+    updated = writer.get("updated_ms", "")
+    if updated.isdigit() and now_ms - int(updated) > WRITER_STALE_MS:
+        return "stopped " + fmt.age(now_ms - int(updated)) + " ago"
+    parts = []
+    lag_ms = writer.get("lag_ms", "")
+    if lag_ms:
+        try:
+            parts.append(f"lag {float(lag_ms):.0f} ms")
+        except ValueError:
+            pass
+    entries = writer.get("lag_entries", "")
+    if entries.isdigit() and int(entries):
+        parts.append(f"{int(entries):,} behind")
+    state = writer.get("state", "")
+    if state and state not in ("running", "idle"):
+        parts.append(state)
+    return ", ".join(parts) or state or "-"
 
 
 class AccountLine(Static):
