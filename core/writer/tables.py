@@ -1,0 +1,447 @@
+"""From envelopes to rows: which table each event type goes to, its columns, and the checks.
+
+Every row starts with ``ts, run, seq``. A value of the wrong type (a price that is a string, a
+missing code) makes the whole envelope a dead letter, with a reason naming the field; unknown
+extra fields are ignored (newer engines may add some).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from core.protocol import Envelope, decode_envelope
+from core.protocol.errors import ProtocolError
+from core.protocol.krx import is_valid_code
+
+UTC = datetime.timezone.utc
+_MICRO = datetime.timedelta(microseconds=1)
+
+
+class Poison(ValueError):
+    """An envelope (or stream entry) that cannot be stored; the message is the reason."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """One event table: its name, columns (name, PostgreSQL type) in row order, and key."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    key: tuple[str, ...]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c for c, _ in self.columns)
+
+
+_HEAD = (("ts", "timestamptz"), ("run", "text"), ("seq", "int8"))
+
+
+def _table(name: str, key: tuple[str, ...], *cols: tuple[str, str]) -> Table:
+    return Table(name, _HEAD + cols, key)
+
+
+QUOTES = _table(
+    "quotes",
+    ("run", "seq", "i", "ts"),
+    ("i", "int4"),
+    ("code", "text"),
+    ("price", "int8"),
+    ("change", "int8"),
+    ("change_pct", "float8"),
+    ("volume", "int8"),
+    ("trade_qty", "int8"),
+    ("open", "int8"),
+    ("high", "int8"),
+    ("low", "int8"),
+    ("ask", "int8"),
+    ("bid", "int8"),
+    ("exch_time", "text"),
+)
+ORDERS = _table(
+    "orders",
+    ("run", "seq"),
+    ("order_id", "text"),
+    ("cmd_id", "text"),
+    ("code", "text"),
+    ("name", "text"),
+    ("side", "text"),
+    ("kind", "text"),
+    ("qty", "int8"),
+    ("price", "int8"),
+    ("filled_qty", "int8"),
+    ("avg_fill_price", "int8"),
+    ("remaining_qty", "int8"),
+    ("status", "text"),
+    ("reason", "text"),
+    ("orig_order_id", "text"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+)
+FILLS = _table(
+    "fills",
+    ("run", "seq"),
+    ("fill_id", "text"),
+    ("order_id", "text"),
+    ("code", "text"),
+    ("side", "text"),
+    ("qty", "int8"),
+    ("price", "int8"),
+    ("fee", "int8"),
+    ("tax", "int8"),
+)
+POSITIONS = _table(
+    "positions",
+    ("run", "seq", "ts"),
+    ("code", "text"),
+    ("name", "text"),
+    ("qty", "int8"),
+    ("avg_price", "int8"),
+    ("last_price", "int8"),
+    ("unrealized_pnl", "int8"),
+    ("unrealized_pnl_pct", "float8"),
+    ("realized_pnl", "int8"),
+)
+ACCOUNT = _table(
+    "account",
+    ("run", "seq", "ts"),
+    ("account", "text"),
+    ("cash", "int8"),
+    ("orderable", "int8"),
+    ("equity", "int8"),
+    ("realized_pnl_today", "int8"),
+    ("unrealized_pnl", "int8"),
+)
+SURGE_ALERTS = _table(
+    "surge_alerts",
+    ("run", "seq"),
+    ("code", "text"),
+    ("name", "text"),
+    ("price", "int8"),
+    ("change_pct", "float8"),
+    ("volume_ratio", "float8"),
+    ("window_s", "int4"),
+    ("reason", "text"),
+)
+COMMANDS = _table(
+    "commands",
+    ("run", "seq"),
+    ("cmd_id", "text"),
+    ("cmd", "text"),
+    ("ok", "bool"),
+    ("error_code", "text"),
+    ("error_message", "text"),
+    ("replied_at", "timestamptz"),
+    ("result", "jsonb"),
+    ("reply", "jsonb"),
+)
+ENGINE_LOGS = _table(
+    "engine_logs",
+    ("run", "seq", "ts"),
+    ("level", "text"),
+    ("logger", "text"),
+    ("message", "text"),
+)
+ENGINE_STATUS = _table(
+    "engine_status",
+    ("run", "seq", "ts"),
+    ("state", "text"),
+    ("broker", "text"),
+    ("mode", "text"),
+    ("data", "jsonb"),
+)
+
+EVENT_TABLES: tuple[Table, ...] = (
+    QUOTES,
+    ORDERS,
+    FILLS,
+    POSITIONS,
+    ACCOUNT,
+    SURGE_ALERTS,
+    COMMANDS,
+    ENGINE_LOGS,
+    ENGINE_STATUS,
+)
+BY_NAME: dict[str, Table] = {t.name: t for t in EVENT_TABLES}
+
+
+# --- value checks ----------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+def _int(d: dict[str, Any], key: str, default: Any = _MISSING) -> int:
+    v = d.get(key, default)
+    if type(v) is int:  # noqa: E721 - bool must not pass
+        return v
+    if v is _MISSING:
+        raise Poison(f"{key} is missing")
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    raise Poison(f"{key} must be an integer, got {v!r}")
+
+
+def _float(d: dict[str, Any], key: str, default: Any = _MISSING) -> float:
+    v = d.get(key, default)
+    if type(v) is float or type(v) is int:  # noqa: E721
+        return float(v)
+    if v is _MISSING:
+        raise Poison(f"{key} is missing")
+    raise Poison(f"{key} must be a number, got {v!r}")
+
+
+def _str(d: dict[str, Any], key: str, default: Any = _MISSING) -> str:
+    v = d.get(key, default)
+    if type(v) is str:  # noqa: E721
+        return v
+    if v is _MISSING:
+        raise Poison(f"{key} is missing")
+    if v is None and default is not _MISSING:
+        return default
+    raise Poison(f"{key} must be a string, got {v!r}")
+
+
+def _code(d: dict[str, Any]) -> str:
+    code = _str(d, "code")
+    if not is_valid_code(code):
+        raise Poison(f"code must be 6 characters (digits or capital letters), got {code!r}")
+    return code
+
+
+def _ms_time(d: dict[str, Any], key: str) -> datetime.datetime | None:
+    ms = _int(d, key, 0)
+    if ms <= 0:
+        return None
+    return _from_ms(ms)
+
+
+def _from_ms(ms: int) -> datetime.datetime:
+    try:
+        return datetime.datetime.fromtimestamp(ms / 1000.0, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise Poison(f"time {ms} ms is out of range") from None
+
+
+def _json(v: Any) -> str:
+    return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+
+
+# --- rows per event type ---------------------------------------------------------------------
+
+
+def quote_row(ts: datetime.datetime, run: str, seq: int, i: int, q: Any) -> tuple:
+    if not isinstance(q, dict):
+        raise Poison(f"quote item {i} must be an object, got {type(q).__name__}")
+    try:
+        return (
+            ts + _MICRO * i if i else ts,
+            run,
+            seq,
+            i,
+            _code(q),
+            _int(q, "price"),
+            _int(q, "change", 0),
+            _float(q, "change_pct", 0.0),
+            _int(q, "volume", 0),
+            _int(q, "trade_qty", 0),
+            _int(q, "open", 0),
+            _int(q, "high", 0),
+            _int(q, "low", 0),
+            _int(q, "ask", 0),
+            _int(q, "bid", 0),
+            _str(q, "time", ""),
+        )
+    except Poison as exc:
+        raise Poison(f"quote item {i}: {exc}") from None
+
+
+def _quotes(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
+    items = env.data.get("items")
+    if not isinstance(items, list):
+        raise Poison("quotes envelope needs data.items, a list of quotes")
+    run, seq = env.run, env.seq
+    return [(QUOTES, quote_row(ts, run, seq, i, q)) for i, q in enumerate(items)]
+
+
+def _quote(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
+    return [(QUOTES, quote_row(ts, env.run, env.seq, 0, env.data))]
+
+
+def _side(d: dict[str, Any]) -> str:
+    side = _str(d, "side")
+    if side not in ("buy", "sell"):
+        raise Poison(f"side must be buy or sell, got {side!r}")
+    return side
+
+
+def _order(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
+    d = env.data
+    row = (
+        ts,
+        env.run,
+        env.seq,
+        _str(d, "order_id"),
+        _str(d, "cmd_id", ""),
+        _code(d),
+        _str(d, "name", ""),
+        _side(d),
+        _str(d, "kind", "limit"),
+        _int(d, "qty"),
+        _int(d, "price", 0),
+        _int(d, "filled_qty", 0),
+        _int(d, "avg_fill_price", 0),
+        _int(d, "remaining_qty", 0),
+        _str(d, "status"),
+        _str(d, "reason", ""),
+        _str(d, "orig_order_id", ""),
+        _ms_time(d, "created_ts"),
+        _ms_time(d, "updated_ts"),
+    )
+    return [(ORDERS, row)]
+
+
+def _fill(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
+    d = env.data
+    row = (
+        ts,
+        env.run,
+        env.seq,
+        _str(d, "fill_id"),
+        _str(d, "order_id"),
+        _code(d),
+        _side(d),
+        _int(d, "qty"),
+        _int(d, "price"),
+        _int(d, "fee", 0),
+        _int(d, "tax", 0),
+    )
+    return [(FILLS, row)]
+
+
+def _position(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
+    d = env.data
+    row = (
+        ts,
+        env.run,
+        env.seq,
+        _code(d),
+        _str(d, "name", ""),
+        _int(d, "qty"),
+        _int(d, "avg_price", 0),
+        _int(d, "last_price", 0),
+        _int(d, "unrealized_pnl", 0),
+        _float(d, "unrealized_pnl_pct", 0.0),
+        _int(d, "realized_pnl", 0),
+    )
+    return [(POSITIONS, row)]
+
+
+def _account(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
+    d = env.data
+    row = (
+        ts,
+        env.run,
+        env.seq,
+        _str(d, "account", ""),
+        _int(d, "cash", 0),
+        _int(d, "orderable", 0),
+        _int(d, "equity", 0),
+        _int(d, "realized_pnl_today", 0),
+        _int(d, "unrealized_pnl", 0),
+    )
+    return [(ACCOUNT, row)]
+
+
+def _surge(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
+    d = env.data
+    row = (
+        ts,
+        env.run,
+        env.seq,
+        _code(d),
+        _str(d, "name", ""),
+        _int(d, "price"),
+        _float(d, "change_pct"),
+        _float(d, "volume_ratio"),
+        _int(d, "window_s"),
+        _str(d, "reason"),
+    )
+    return [(SURGE_ALERTS, row)]
+
+
+def _reply(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
+    d = env.data
+    ok = d.get("ok")
+    if not isinstance(ok, bool):
+        raise Poison(f"ok must be true or false, got {ok!r}")
+    error = d.get("error")
+    if error is not None and not isinstance(error, dict):
+        raise Poison(f"error must be an object, got {error!r}")
+    error = error or {}
+    result = d.get("result")
+    row = (
+        ts,
+        env.run,
+        env.seq,
+        _str(d, "id", ""),
+        _str(d, "cmd", ""),
+        ok,
+        _str(error, "code", ""),
+        _str(error, "message", ""),
+        _ms_time(d, "ts"),
+        None if result is None else _json(result),
+        _json(d),
+    )
+    return [(COMMANDS, row)]
+
+
+def _log(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
+    d = env.data
+    row = (ts, env.run, env.seq, _str(d, "level"), _str(d, "logger", ""), _str(d, "message"))
+    return [(ENGINE_LOGS, row)]
+
+
+def _status(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
+    d = env.data
+
+    def text(key: str) -> str:
+        v = d.get(key, "")
+        return v if isinstance(v, str) else _json(v)
+
+    row = (ts, env.run, env.seq, text("state"), text("broker"), text("mode"), _json(d))
+    return [(ENGINE_STATUS, row)]
+
+
+_CONVERTERS: dict[str, Callable[[Envelope, datetime.datetime], list[tuple[Table, tuple]]]] = {
+    "quote": _quote,
+    "quotes": _quotes,
+    "order": _order,
+    "fill": _fill,
+    "position": _position,
+    "account": _account,
+    "surge": _surge,
+    "reply": _reply,
+    "log": _log,
+    "status": _status,
+}
+
+
+def decode(raw: bytes | str | None) -> Envelope:
+    """The envelope in a stream entry's ``e`` field; raises :class:`Poison` with the reason."""
+    if raw is None:
+        raise Poison("stream entry has no field 'e' (the envelope)")
+    try:
+        return decode_envelope(raw)
+    except ProtocolError as exc:
+        raise Poison(f"{exc.code}: {exc.message}") from None
+
+
+def rows_of(env: Envelope) -> list[tuple[Table, tuple]]:
+    """The rows one envelope becomes; raises :class:`Poison` when it cannot be stored."""
+    convert = _CONVERTERS.get(env.type)
+    if convert is None:
+        raise Poison(f"no table for event type {env.type!r}")
+    return convert(env, _from_ms(env.ts))
