@@ -398,4 +398,3 @@ class Dispatcher:
             log.warning("trading resumed by command %s", command.id or "(no id)")
             self.hooks.state_changed()
         self._ok(taken, self.hooks.engine_fields())
-
