@@ -64,6 +64,16 @@ def free_port(host: str = LOCALHOST) -> int:
         return int(sock.getsockname()[1])
 
 
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 # --------------------------------------------------------------------------------------------
 # Process plumbing shared by all servers
 # --------------------------------------------------------------------------------------------
@@ -128,7 +138,6 @@ class _Server:
         self._requested_port = port
         self._port: Optional[int] = port
         self._proc: Optional[subprocess.Popen] = None
-        self._log_file: Optional[IO[bytes]] = None
         self.log_path = self.data_dir / (self.name + ".log")
         #: seconds the last start() took
         self.startup_seconds: Optional[float] = None
@@ -160,6 +169,11 @@ class _Server:
         for attempt in range(attempts):
             if self._requested_port is None:
                 self._port = free_port(self.host)
+            elif not _port_is_free(self.host, self._requested_port):
+                # Else the readiness probe could be answered by whatever listens there.
+                raise DevServerError(
+                    f"{self.name}: port {self.host}:{self._requested_port} is already in use"
+                )
             try:
                 self._launch_and_wait()
                 break
@@ -193,9 +207,6 @@ class _Server:
             if proc.stdin is not None:
                 with contextlib.suppress(OSError):
                     proc.stdin.close()
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
 
     def log_tail(self, lines: int = 25) -> str:
         """The end of the server's log (stdout and stderr)."""
@@ -235,12 +246,8 @@ class _Server:
     # -- internals ------------------------------------------------------------------------------
 
     def _launch_and_wait(self) -> None:
-        if self._log_file is not None:
-            self._log_file.close()
-        self._log_file = open(self.log_path, "ab")
         kwargs: Dict[str, object] = {
             "stdin": subprocess.DEVNULL,
-            "stdout": self._log_file,
             "stderr": subprocess.STDOUT,
             "start_new_session": True,  # its own process group, which stop() kills
             "cwd": str(self.data_dir),
@@ -250,10 +257,12 @@ class _Server:
             kwargs["preexec_fn"] = hook
         kwargs.update(self._popen_kwargs())
         argv = self._command()
-        try:
-            proc = subprocess.Popen(argv, **kwargs)  # type: ignore[call-overload]
-        except OSError as exc:
-            raise DevServerError(f"{self.name}: cannot run {argv[0]}: {exc}") from exc
+        # The child gets its own copy of the log's descriptor; ours closes at once.
+        with open(self.log_path, "ab") as log:
+            try:
+                proc = subprocess.Popen(argv, stdout=log, **kwargs)  # type: ignore[call-overload]
+            except OSError as exc:
+                raise DevServerError(f"{self.name}: cannot run {argv[0]}: {exc}") from exc
         self._proc = proc
         with _live_lock:
             _live.add(self)
@@ -401,15 +410,37 @@ class RedisServer(_Server):
         return [str(self.binary), str(self.config_path)]
 
     def _ready(self) -> bool:
-        with socket.create_connection((self.host, self.port), timeout=1) as sock:
-            payload = b""
-            if self.password is not None:
-                payload += _redis_command("AUTH", self.password)
-            payload += _redis_command("PING")
-            sock.sendall(payload)
-            reply = sock.recv(256)
-        # Any reply but LOADING means the server is up (an ACL may refuse us: still up).
-        return bool(reply) and reply[:1] in (b"+", b"-") and b"-LOADING" not in reply
+        commands = []
+        if self.password is not None:
+            commands.append(_redis_command("AUTH", self.password))
+        commands.append(_redis_command("INFO", "server"))
+        with socket.create_connection((self.host, self.port), timeout=2) as sock:
+            sock.sendall(b"".join(commands))
+            replies = _read_replies(sock.makefile("rb"), len(commands))
+        info = replies[-1]
+        if info.startswith(b"-LOADING"):
+            return False
+        match = re.search(rb"process_id:(\d+)", info)
+        if match is None:
+            # INFO refused (say, by an ACL): the port was free before we started, so
+            # whoever answers is our server.
+            return True
+        return self._proc is not None and int(match.group(1)) == self._proc.pid
+
+
+def _read_replies(stream: IO[bytes], count: int) -> List[bytes]:
+    """Read ``count`` RESP replies of the simple kinds (status, error, integer, bulk)."""
+    replies = []
+    for _ in range(count):
+        line = stream.readline()
+        if not line:
+            raise OSError("connection closed")
+        if line[:1] == b"$":
+            size = int(line[1:])
+            replies.append(stream.read(size + 2)[:-2] if size >= 0 else b"")
+        else:
+            replies.append(line.rstrip(b"\r\n"))
+    return replies
 
 
 # --------------------------------------------------------------------------------------------
@@ -659,6 +690,16 @@ class PostgresServer(_Server):
         return argv
 
     def _ready(self) -> bool:
+        # Our postmaster says it is ready (not some other server on the port) ...
+        try:
+            lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return False
+        if len(lines) < 8 or self._proc is None or lines[0].strip() != str(self._proc.pid):
+            return False
+        if lines[7].strip() != "ready":
+            return False
+        # ... and lets us in over TCP.
         return _pg_accepts(self.host, self.port, self.user)
 
 
