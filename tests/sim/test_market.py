@@ -163,3 +163,14 @@ def test_a_rate_below_one_quote_per_tick_carries_over(clock) -> None:
     made = [ex.step(0.02) for _ in range(100)]  # 0.6 quotes a tick
     assert sum(made) == 60 and set(made) == {0, 1}
     assert len(quotes_of(ex.drain())) == 60
+
+
+def test_codes_left_alone_for_hours_catch_up_to_a_plausible_price(clock) -> None:
+    ex = make_exchange(clock, 17)
+    ex.step(10 * 3600.0, quotes=0)  # ten market hours with nobody watching
+    codes = [ins.code for ins in DEFAULT_UNIVERSE]
+    ex.subscribe(codes)
+    changes = [q.change_pct for q in quotes_of(ex.drain())]
+    assert len(changes) == len(codes)
+    assert all(abs(c) < 20.0 for c in changes)  # pulled back towards the close, no limit hit
+    assert sum(1 for c in changes if c != 0.0) > len(codes) // 2  # but they did move

@@ -25,6 +25,8 @@ SIGMA_PER_SQRT_S = 0.0005
 #: from it drifts back with a time constant of 30 min, so a day wanders a few percent and a
 #: burst fades, but it takes big volatility to reach a daily limit.
 MEAN_REVERSION = 1.0 / 1800
+#: A code left alone longer than this (s) catches up in one exact step.
+LONG_GAP_S = 60.0
 #: Volatility regimes (multipliers) and how long one lasts on average (s).
 REGIMES = (0.5, 1.0, 1.0, 1.5, 2.5)
 REGIME_S = 20.0
@@ -132,6 +134,14 @@ class Market:
         st.burst_lam = move_ticks / (2.0 * BURST_BIAS * duration)
         st.burst_volume = rng.uniform(*BURST_VOLUME)
 
+    def _long_gap_price(self, st: CodeState, lam: float, dt: float) -> int:
+        """Where the price is after ``dt`` seconds alone: the exact Ornstein-Uhlenbeck step
+        (a linear drift over hours would overshoot the previous close and hit a limit)."""
+        decay = math.exp(-MEAN_REVERSION * dt)
+        sd_ticks = math.sqrt(lam * (1.0 - decay * decay) / (2.0 * MEAN_REVERSION))
+        target = st.base + (st.price - st.base) * decay + self.rng.gauss(0.0, sd_ticks) * st.tick
+        return min(st.upper, max(st.lower, krx.snap(max(target, 1.0))))
+
     def event(self, st: CodeState, t: float, trading: bool = True) -> None:
         """Evolve ``st`` to time ``t``; with ``trading`` one trade happens (volume, side).
 
@@ -161,25 +171,27 @@ class Market:
         elif bias < -0.45:
             bias = -0.45
         p_move = lam * dt
-        if p_move < 0.5:
-            steps = 0
+        old = price
+        if dt > LONG_GAP_S:
+            price = self._long_gap_price(st, lam, dt)
+        elif p_move < 0.5:
             if rng.random() < p_move:
-                steps = 1 if rng.random() < 0.5 + bias else -1
+                if rng.random() < 0.5 + bias:
+                    price += st.tick  # the next price up (tick boundaries are on both grids)
+                else:
+                    price -= tick_size(price - 1)
         else:
             steps = int(round(rng.gauss(2.0 * bias * p_move, math.sqrt(p_move))))
-        if steps:
-            if steps == 1:
-                price += st.tick  # the next price on the grid (boundaries are on both grids)
-            elif steps == -1:
-                price -= tick_size(price - 1)
-            else:
+            if steps:
                 price = krx.next_tick(price, steps)
+        if price != old:
             if price > st.upper:
                 price = st.upper
             elif price < st.lower:
                 price = st.lower
             st.price = price
             st.tick = tick_size(price)
+        steps = (price > old) - (price < old)
         if steps > 0:
             buy = True
         elif steps < 0:
