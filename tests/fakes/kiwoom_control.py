@@ -172,6 +172,8 @@ class FakeKiwoomControl(QObject):
         self.tr_per_second = tr_per_second
         self.orders_per_second = orders_per_second
         self.conditions = list(conditions)
+        #: Send a refused order's OnReceiveMsg after its OnReceiveTrData instead of before.
+        self.reason_after_answer = False
         self.connected = False
         self.orders: Dict[str, FakeOrder] = {}
         self.screens: Dict[str, List[str]] = {}
@@ -438,8 +440,10 @@ class FakeKiwoomControl(QObject):
         side = "buy" if order_type in (1, 3, 5) else "sell"
         problem = self._order_problem(order_type, code, side, qty, price, hoga, orig)
         if problem:
-            self._later(lambda: self.OnReceiveMsg.emit(screen, rqname, trcode, problem))
-            self._later(lambda: self._answer_order(screen, rqname, trcode, ""))
+            say = lambda: self.OnReceiveMsg.emit(screen, rqname, trcode, problem)  # noqa: E731
+            answer = lambda: self._answer_order(screen, rqname, trcode, "")  # noqa: E731
+            for event in (answer, say) if self.reason_after_answer else (say, answer):
+                self._later(event)
             return 0
         no = self._new_no()
         if order_type in (1, 2):

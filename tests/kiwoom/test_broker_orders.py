@@ -206,6 +206,13 @@ def test_server_refusal_is_a_broker_error_in_its_words(make_rig) -> None:
     assert sell.error_code == "BROKER_ERROR" and "매도가능수량" in sell.message
 
 
+def test_the_reason_of_a_refusal_may_come_after_the_empty_order_number(make_rig) -> None:
+    rig = _ready(make_rig, cash=1000000)
+    rig.fake.reason_after_answer = True
+    result = _place(rig, "005930", "buy", 100, 70000)
+    assert result.error_code == "BROKER_ERROR" and "주문가능금액이 부족" in result.message
+
+
 def test_requests_that_make_no_sense_are_invalid_arguments(make_rig) -> None:
     rig = _ready(make_rig)
     assert _place(rig, "5930", "buy", 1, 70000).error_code == "INVALID_ARGUMENT"

@@ -55,6 +55,8 @@ TR_SCREEN = "0101"
 CONDITION_SCREEN = "0150"
 ORDER_SCREENS = tuple("{:04d}".format(n) for n in range(201, 211))
 RESERVED_SCREENS = 1 + 1 + len(ORDER_SCREENS)
+#: How long a refused order waits for the OnReceiveMsg that says why.
+REASON_WAIT_MS = 300
 
 IDLE = "idle"
 LOGIN = "login"
@@ -203,7 +205,8 @@ class KiwoomBroker(Broker):
         self._seq = itertools.count(1)
         self._trs: Dict[str, _TrJob] = {}
         self._orders: Dict[str, _OrderJob] = {}  # rqname → job still without its number
-        self._messages: Dict[str, str] = {}  # rqname → last OnReceiveMsg text
+        self._messages: Dict[str, str] = {}  # rqname → OnReceiveMsg text, for orders in flight
+        self._rejecting: Dict[str, _OrderJob] = {}  # refused orders waiting for Kiwoom's reason
         self._order_screens = itertools.cycle(ORDER_SCREENS)
         self._condition_index = -1
 
@@ -337,9 +340,11 @@ class KiwoomBroker(Broker):
         self.listener.on_connection(False, words)
 
     def _fail_waiting(self, message: str, code: str) -> None:
-        for job in list(self._orders.values()):
+        for job in list(self._orders.values()) + list(self._rejecting.values()):
             self._finish_order(job, Result.failure(message, code))
         self._orders.clear()
+        self._rejecting.clear()
+        self._messages.clear()
         for request in self.order_queue.clear():
             request()  # the queued request answers NOT_READY itself when not connected
         for job in list(self._trs.values()):
@@ -801,7 +806,19 @@ class KiwoomBroker(Broker):
             self._bind(job, number)
             return
         self._orders.pop(job.rqname, None)
-        words = self._messages.pop(job.rqname, "") or "no order number was given"
+        words = self._messages.pop(job.rqname, "")
+        if words:
+            self._reject(job, words)
+            return
+        # Kiwoom says why in OnReceiveMsg, which may come just after: wait for it a moment.
+        self._rejecting[job.rqname] = job
+        if job.timer is not None:
+            job.timer.stop()
+        job.timer = self._timer(lambda: self._reject(job, ""), start_ms=REASON_WAIT_MS)
+
+    def _reject(self, job: _OrderJob, words: str) -> None:
+        self._rejecting.pop(job.rqname, None)
+        words = words or "no order number was given"
         self._finish_order(job, Result.failure("Kiwoom rejected the order: " + words, BROKER_ERROR))
 
     def _bind(self, job: _OrderJob, number: str) -> None:
@@ -887,7 +904,10 @@ class KiwoomBroker(Broker):
     # messages and faults
     # ------------------------------------------------------------------------------------
     def _on_msg(self, screen: str, rqname: str, trcode: str, msg: str) -> None:
-        if rqname:
+        rejecting = self._rejecting.get(rqname)
+        if rejecting is not None:
+            self._reject(rejecting, msg.strip())
+        elif rqname in self._orders:
             self._messages[rqname] = msg.strip()
         log.info("kiwoom message [%s %s]: %s", rqname, trcode, msg.strip())
         if "재접속" in msg and self.state in (RECONCILE, READY):
