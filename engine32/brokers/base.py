@@ -92,6 +92,9 @@ class BrokerListener(abc.ABC):
     def on_names(self, names: Dict[str, str]) -> None:  # noqa: B027 - optional hook
         """Korean names of codes, when the broker learns them (code → name)."""
 
+    def on_condition(self, code: str, name: str, condition: str) -> None:  # noqa: B027 - optional hook
+        """A code entered a broker-side condition search (Kiwoom 조건검색): a second surge source."""
+
 
 class Broker(abc.ABC):
     """The contract both the simulator and the Kiwoom adapter implement."""
