@@ -359,6 +359,10 @@ async function openDatabase(opts) {
       const blob = new Blob([fs.readFileSync(template)])
       const db = await PGlite.create({ loadDataDir: blob, extensions })
       await db.exec('CREATE EXTENSION IF NOT EXISTS timescaledb')
+      // From a saved data directory the extension is not loaded yet, and a lazy load (on
+      // first use) leaves the Timescale-licensed module out: compression, retention and
+      // continuous aggregates then fail "not supported under the current license".
+      await db.exec("LOAD 'timescaledb'")
       dlog(`started from template ${template}`)
       return db
     } catch (err) {
