@@ -14,6 +14,7 @@ that a changed retention period in the config replaces the old policy.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -93,10 +94,19 @@ async def detect(conn: asyncpg.Connection) -> Features:
             )
         return f
     f.extension = installed
-    f.license = (
-        await conn.fetchval("SELECT current_setting('timescaledb.license', true)") or ""
-    ).lower()
+    f.license = await _license(conn)
+    if not f.license:
+        # The library is not loaded yet in this backend (a server that does not preload it,
+        # e.g. PGlite started from a saved data directory): load it, then ask again.
+        with contextlib.suppress(asyncpg.PostgresError):
+            await conn.execute("LOAD 'timescaledb'")
+            f.license = await _license(conn)
     return f
+
+
+async def _license(conn: asyncpg.Connection) -> str:
+    value = await conn.fetchval("SELECT current_setting('timescaledb.license', true)")
+    return (value or "").lower()
 
 
 def _timescale_licensed(f: Features) -> bool:
@@ -121,12 +131,33 @@ async def apply(
             )
         features.hypertables = True
         if _timescale_licensed(features):
-            await _compression(conn, compress_after_days)
-            features.compression = True
-            await _retention(conn, retention_days)
-            features.retention = True
-            await _candles(conn)
-            features.continuous_aggregates = True
+            steps = (
+                (
+                    "compression",
+                    "quotes take about 10x the disk",
+                    lambda: _compression(conn, compress_after_days),
+                ),
+                (
+                    "retention",
+                    "old quotes are never dropped; delete them by hand",
+                    lambda: _retention(conn, retention_days),
+                ),
+                (
+                    "continuous_aggregates",
+                    "candles are computed from quotes on every chart request, slower on long "
+                    "ranges",
+                    lambda: _candles(conn),
+                ),
+            )
+            for name, meaning, step in steps:
+                try:
+                    async with conn.transaction():  # a savepoint when inside one
+                        await step()
+                    setattr(features, name, True)
+                except asyncpg.FeatureNotSupportedError as exc:
+                    features.missing.append(
+                        f"TimescaleDB refused {name.replace('_', ' ')} ({exc}): {meaning}"
+                    )
         else:
             features.missing.append(
                 f"TimescaleDB here is the {features.license or 'unknown'}-licensed build: no "
