@@ -305,3 +305,32 @@ def test_broker_rejection_comes_back_in_the_brokers_words(engine):
     assert not reply["ok"]
     assert reply["error"]["code"] in ("BROKER_ERROR", "INVALID_ARGUMENT")
     assert reply["error"]["message"]
+
+
+def test_surge_alerts_are_published_and_listed_newest_first(engine_factory):
+    from tests.engine.conftest import EventTap
+
+    eng = engine_factory(
+        settings={
+            "surge.window_s": 1,
+            "surge.baseline_s": 2,
+            "surge.min_change_pct": 0,
+            "surge.min_volume_ratio": 1,
+            "surge.cooldown_s": 0,
+            "sim.quote_rate": 1000,
+        }
+    )
+    eng.wait_ready()
+    tap = EventTap(eng.redis_url, eng.prefix)
+    try:
+        alert = tap.wait_for(lambda e: e["type"] == "surge", timeout=15, what="surge")["data"]
+        assert krx.is_valid_code(alert["code"]) and alert["volume_ratio"] >= 1 and alert["reason"]
+        assert alert["name"]  # the sim knows the Korean names
+        time.sleep(0.3)
+        stored = [json.loads(s) for s in eng.redis.lrange(eng.keys.state_surge, 0, -1)]
+        assert 0 < len(stored) <= 200
+        tap.wait_for(
+            lambda e: e["type"] == "surge" and e["data"] == stored[0], what="newest stored surge"
+        )
+    finally:
+        tap.close()

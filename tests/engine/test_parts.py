@@ -7,12 +7,14 @@ import threading
 import time
 
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.config import load_config
 from core.devservers import RedisServer, free_port
 from core.protocol import Envelope, Keys, Order, Quote, make_command, parse_command
 from engine32.consumer import CommandConsumer, Taken
-from engine32.publisher import Event, Publisher, QuotesEvent, ReplyEvent
+from engine32.publisher import Event, Publisher, QuotesEvent, ReplyEvent, quote_json
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -181,3 +183,19 @@ def test_dispatcher_refuses_trading_before_the_broker_is_ready(redis_url, redis_
     assert engine.status.halted
     assert replies["nr-4"]["ok"]
     assert json.loads(redis_client.get("disp1:seen:nr-1"))["error"]["code"] == "NOT_READY"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    code=st.text(min_size=0, max_size=8),
+    ints=st.lists(
+        st.one_of(st.integers(-(10**12), 10**12), st.floats(allow_nan=False, allow_infinity=False)),
+        min_size=9,
+        max_size=9,
+    ),
+    pct=st.floats(allow_nan=False, allow_infinity=False),
+    hhmmss=st.text(max_size=8),
+)
+def test_quote_json_is_the_quotes_json_whatever_the_fields(code, ints, pct, hhmmss):
+    quote = Quote(code, ints[0], ints[1], pct, *ints[2:], time=hhmmss)
+    assert json.loads(quote_json(quote)) == quote.to_dict()
