@@ -239,6 +239,12 @@ def test_halt_blocks_new_orders_and_resume_allows_them(engine, tap):
     tap.wait_for(
         lambda e: e["type"] == "status" and e["data"]["state"] == "halted", what="halted status"
     )
+    logged = tap.wait_for(
+        lambda e: e["type"] == "log" and "halted" in e["data"]["message"], what="log"
+    )
+    assert (
+        logged["data"]["level"] == "WARNING" and logged["data"]["logger"] == "engine32.dispatcher"
+    )
     tap.wait_for(
         lambda e: (
             e["type"] == "order"
