@@ -375,6 +375,20 @@ class Writer:
         """One transaction: rows, dead letters, gaps, per-run seqs. Returns the new known
         highest seq per run (the caller keeps it only after the commit)."""
         assert self.sink is not None
+        try:
+            return await self._write_tx(conn, batch, dead, known_before)
+        except BaseException:
+            self.sink.reset()  # temporary staging tables made in the failed transaction are gone
+            raise
+
+    async def _write_tx(
+        self,
+        conn: asyncpg.Connection,
+        batch: Batch,
+        dead: list[DeadLetter],
+        known_before: dict[str, int],
+    ) -> dict[str, int]:
+        assert self.sink is not None
         known = dict(known_before)
         async with conn.transaction():
             for table, rows in batch.by_table():
