@@ -289,9 +289,9 @@ async def test_both_insert_methods_on_postgresql(
 
 
 async def test_copy_is_never_tried_on_timescale_pglite(ts: DbTarget) -> None:
-    from core.writer.sinks import probe_copy
-
     import asyncpg
+
+    from core.writer.sinks import probe_copy
 
     async def connect():
         return await asyncpg.connect(ts.dsn)
