@@ -91,6 +91,7 @@ class CommandConsumer:
         self.clock_offset_ms = 0  # Redis server time minus local time
         self._clock_at = 0.0
         self.taken = 0
+        self._unfinished: Optional[bytes] = None
         self.reconnects = 0
         self.restart_rule_done = threading.Event()
         self.connected = False
@@ -133,13 +134,21 @@ class CommandConsumer:
                     self.restart_rule_done.set()
                 if time.monotonic() - self._clock_at > CLOCK_EVERY_S:
                     self._sync_clock(client)
-                raw = client.blmove(
-                    self.keys.cmd, self.keys.cmd_processing, BLOCK_S, "LEFT", "RIGHT"
-                )
+                if self._unfinished is not None:
+                    # Taken before the connection broke, not yet handed over: finish it now
+                    # (if its id was claimed just before the break, it is refused DUPLICATE).
+                    raw: Optional[bytes] = self._unfinished
+                else:
+                    raw = client.blmove(
+                        self.keys.cmd, self.keys.cmd_processing, BLOCK_S, "LEFT", "RIGHT"
+                    )
+                    if raw is not None:
+                        self.taken += 1
                 backoff = 0.1
                 if raw is not None:
-                    self.taken += 1
+                    self._unfinished = raw
                     self._handle(client, raw)
+                    self._unfinished = None
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 if self.connected:
                     log.warning("command thread lost Redis at %s: %s", redact(self._url), exc)

@@ -71,13 +71,19 @@ class Hooks:
         self.snapshot = snapshot
 
 
-class _Pending:
+class Job:
+    """One command on its way to its one reply; a second answer is refused (and logged)."""
+
     __slots__ = ("taken", "deadline", "answered")
 
-    def __init__(self, taken: Taken, deadline: float) -> None:
+    def __init__(self, taken: Taken) -> None:
         self.taken = taken
-        self.deadline = deadline
+        self.deadline = 0.0  # set while waiting for the broker
         self.answered = False
+
+    @property
+    def command(self) -> Optional[Command]:
+        return self.taken.command
 
 
 class Dispatcher:
@@ -96,8 +102,8 @@ class Dispatcher:
         self.status = status
         self.hooks = hooks
         self.broker_timeout_s = broker_timeout_s
-        self._pending: Dict[int, _Pending] = {}
-        self._tokens = itertools.count(1)
+        self._pending: Dict[int, Job] = {}
+        self._tokens = itertools.count(1)  # placeholder order ids
         self.handled = 0
         self._handlers: Dict[str, Callable[[Taken, Command], None]] = {
             "ping": self._ping,
@@ -121,19 +127,20 @@ class Dispatcher:
     # -- entry -----------------------------------------------------------------------------
     def handle(self, taken: Taken) -> None:
         self.handled += 1
+        job = Job(taken)
         if taken.command is None:
-            self.hooks.respond(taken, taken.reply or {})
+            self._answer(job, taken.reply or {})
             return
         command = taken.command
         try:
             refusal = self._gate(command)
             if refusal is not None:
-                self._fail(taken, refusal)
+                self._fail(job, refusal)
                 return
-            self._handlers[command.cmd](taken, command)
+            self._handlers[command.cmd](job, command)
         except Exception as exc:  # noqa: BLE001 - a bug answers the command, never kills the loop
             log.exception("command %s (%s) failed", command.cmd, command.id)
-            self._fail(taken, ProtocolError(BROKER_ERROR, "engine error: {}".format(exc)))
+            self._fail(job, ProtocolError(BROKER_ERROR, "engine error: {}".format(exc)))
 
     def _gate(self, command: Command) -> Optional[ProtocolError]:
         if command.cmd in NEEDS_BROKER:
@@ -149,30 +156,35 @@ class Dispatcher:
         return None
 
     # -- answering ---------------------------------------------------------------------------
-    def _ok(self, taken: Taken, result: Any) -> None:
-        command = taken.command
-        assert command is not None
-        self.hooks.respond(taken, make_reply(command.id, command.cmd, result=result))
+    def _answer(self, job: Job, reply: Dict[str, Any]) -> None:
+        if job.answered:
+            log.warning("second answer to %s ignored: %s", job.command, reply.get("error") or "ok")
+            return
+        job.answered = True
+        self._pending.pop(id(job), None)
+        self.hooks.respond(job.taken, reply)
 
-    def _fail(self, taken: Taken, error: ProtocolError) -> None:
-        command = taken.command
+    def _ok(self, job: Job, result: Any) -> None:
+        command = job.command
+        assert command is not None
+        self._answer(job, make_reply(command.id, command.cmd, result=result))
+
+    def _fail(self, job: Job, error: ProtocolError) -> None:
+        command = job.command
         cmd_id = command.id if command is not None else None
         cmd = command.cmd if command is not None else None
-        self.hooks.respond(taken, make_reply(cmd_id, cmd, error=error))
+        self._answer(job, make_reply(cmd_id, cmd, error=error))
 
-    def _wait_broker(self, taken: Taken) -> Callable[[Callable[[], None]], bool]:
+    def _wait_broker(self, job: Job) -> Callable[[Callable[[], None]], bool]:
         """Register a command that waits for the broker; returns ``finish(answer)`` which runs
-        ``answer`` unless the watchdog answered first (then it returns False)."""
-        token = next(self._tokens)
-        pending = _Pending(taken, time.monotonic() + self.broker_timeout_s)
-        self._pending[token] = pending
+        ``answer`` unless the command was answered already (timed out: returns False)."""
+        job.deadline = time.monotonic() + self.broker_timeout_s
+        self._pending[id(job)] = job
 
         def finish(answer: Callable[[], None]) -> bool:
-            if pending.answered:
-                log.warning("late broker answer for %s ignored (already timed out)", taken.command)
+            if job.answered:
+                log.warning("late broker answer for %s ignored (already answered)", job.command)
                 return False
-            pending.answered = True
-            self._pending.pop(token, None)
             answer()
             return True
 
@@ -181,31 +193,28 @@ class Dispatcher:
     def expire(self, now: Optional[float] = None) -> int:
         """Answer BROKER_ERROR to commands the broker left unanswered too long."""
         now = time.monotonic() if now is None else now
-        late = [(t, p) for t, p in self._pending.items() if p.deadline <= now]
-        for token, pending in late:
-            pending.answered = True
-            self._pending.pop(token, None)
+        late = [job for job in self._pending.values() if job.deadline <= now]
+        for job in late:
             self._fail(
-                pending.taken,
+                job,
                 ProtocolError(
                     BROKER_ERROR,
-                    "no answer from the broker within {:g} s; check the orders before resending".format(
-                        self.broker_timeout_s
-                    ),
+                    "no answer from the broker within {:g} s; check the orders before "
+                    "resending".format(self.broker_timeout_s),
                 ),
             )
         return len(late)
 
-    def _broker_done(self, taken: Taken, shape: Callable[[dict], Any]) -> Callable[[Result], None]:
-        finish = self._wait_broker(taken)
+    def _broker_done(self, job: Job, shape: Callable[[dict], Any]) -> Callable[[Result], None]:
+        finish = self._wait_broker(job)
 
         def done(result: Result) -> None:
             def answer() -> None:
                 if result.ok:
-                    self._ok(taken, shape(result.value or {}))
+                    self._ok(job, shape(result.value or {}))
                 else:
                     self._fail(
-                        taken,
+                        job,
                         ProtocolError(
                             result.error_code or BROKER_ERROR, result.message or "broker refused"
                         ),
@@ -216,10 +225,10 @@ class Dispatcher:
         return done
 
     # -- commands ----------------------------------------------------------------------------
-    def _ping(self, taken: Taken, command: Command) -> None:
-        self._ok(taken, self.hooks.engine_fields())
+    def _ping(self, job: Job, command: Command) -> None:
+        self._ok(job, self.hooks.engine_fields())
 
-    def _place(self, taken: Taken, command: Command) -> None:
+    def _place(self, job: Job, command: Command) -> None:
         assert command.code is not None and command.qty is not None
         code = command.code
         price = command.price or 0
@@ -228,7 +237,7 @@ class Dispatcher:
         reason = check_order(intent, exposure, self.limits)
         if reason:
             log.info("risk rejected %s %s: %s", command.cmd, command.id or "", reason)
-            self._fail(taken, ProtocolError(RISK_REJECTED, reason))
+            self._fail(job, ProtocolError(RISK_REJECTED, reason))
             return
         # Count the order against the limits until the broker has answered (and its own
         # order events arrive), so two quick orders cannot both slip under a limit.
@@ -246,7 +255,7 @@ class Dispatcher:
                 status=PENDING,
             )
         )
-        inner = self._broker_done(taken, lambda v: {"order_id": v.get("order_id")})
+        inner = self._broker_done(job, lambda v: {"order_id": v.get("order_id")})
 
         def done(result: Result) -> None:
             provisional = self.books.orders.pop(placeholder, None)
@@ -264,28 +273,28 @@ class Dispatcher:
             self.books.orders.pop(placeholder, None)
             raise
 
-    def _cancel(self, taken: Taken, command: Command) -> None:
+    def _cancel(self, job: Job, command: Command) -> None:
         assert command.order_id is not None
         known = self.books.orders.get(command.order_id)
         if known is not None and not known.is_open:
             self._fail(
-                taken,
+                job,
                 ProtocolError(
                     INVALID_ARGUMENT,
                     "order {} is already {}".format(command.order_id, known.status),
                 ),
             )
             return
-        done = self._broker_done(taken, lambda v: {"order_id": command.order_id})
+        done = self._broker_done(job, lambda v: {"order_id": command.order_id})
         self.broker.cancel_order(command.order_id, command.id or "", done)
 
-    def _modify(self, taken: Taken, command: Command) -> None:
+    def _modify(self, job: Job, command: Command) -> None:
         assert command.order_id is not None
         order = self.books.orders.get(command.order_id)
         if order is None or not order.is_open:
             what = "unknown" if order is None else "already {}".format(order.status)
             self._fail(
-                taken,
+                job,
                 ProtocolError(INVALID_ARGUMENT, "order {} is {}".format(command.order_id, what)),
             )
             return
@@ -302,10 +311,10 @@ class Dispatcher:
         )
         reason = check_order(intent, exposure, self.limits, new_order=False)
         if reason:
-            self._fail(taken, ProtocolError(RISK_REJECTED, reason))
+            self._fail(job, ProtocolError(RISK_REJECTED, reason))
             return
         done = self._broker_done(
-            taken, lambda v: {"order_id": v.get("order_id"), "orig_order_id": order.order_id}
+            job, lambda v: {"order_id": v.get("order_id"), "orig_order_id": order.order_id}
         )
         self.broker.modify_order(
             ModifyRequest(command.order_id, command.qty, command.price, command.id or ""), done
@@ -319,14 +328,14 @@ class Dispatcher:
         return ids
 
     def _cancel_many(
-        self, taken: Taken, code: Optional[str], shape: Callable[[int, List[str]], Any]
+        self, job: Job, code: Optional[str], shape: Callable[[int, List[str]], Any]
     ) -> None:
         """Cancel every open order (of ``code``), then answer once all cancels are answered."""
         ids = self._open_order_ids(code)
         if not ids:
-            self._ok(taken, shape(0, []))
+            self._ok(job, shape(0, []))
             return
-        finish = self._wait_broker(taken)
+        finish = self._wait_broker(job)
         outcome = {"left": len(ids), "count": 0}
         errors: List[str] = []
 
@@ -338,48 +347,48 @@ class Dispatcher:
                 else:
                     errors.append("{}: {}".format(order_id, result.message))
                 if outcome["left"] == 0:
-                    finish(lambda: self._ok(taken, shape(outcome["count"], errors)))
+                    finish(lambda: self._ok(job, shape(outcome["count"], errors)))
 
             return done
 
-        cmd_id = taken.command.id if taken.command is not None else ""
+        cmd_id = job.command.id if job.command is not None else ""
         for order_id in ids:
             self.broker.cancel_order(order_id, cmd_id or "", one_done(order_id))
 
-    def _cancel_all(self, taken: Taken, command: Command) -> None:
-        self._cancel_many(taken, command.code, lambda n, errs: {"count": n, "errors": errs})
+    def _cancel_all(self, job: Job, command: Command) -> None:
+        self._cancel_many(job, command.code, lambda n, errs: {"count": n, "errors": errs})
 
-    def _subscribe(self, taken: Taken, command: Command) -> None:
+    def _subscribe(self, job: Job, command: Command) -> None:
         added = self.books.watch(command.codes)
         if added and self.status.connected:
             self.broker.subscribe(added)
         if added:
             self.hooks.watchlist_changed()
-        self._ok(taken, {"watchlist": list(self.books.watchlist), "added": added})
+        self._ok(job, {"watchlist": list(self.books.watchlist), "added": added})
 
-    def _unsubscribe(self, taken: Taken, command: Command) -> None:
+    def _unsubscribe(self, job: Job, command: Command) -> None:
         gone = self.books.unwatch(command.codes)
         if gone and self.status.connected:
             self.broker.unsubscribe(gone)
         if gone:
             self.hooks.watchlist_changed()
-        self._ok(taken, {"watchlist": list(self.books.watchlist), "removed": gone})
+        self._ok(job, {"watchlist": list(self.books.watchlist), "removed": gone})
 
-    def _snapshot(self, taken: Taken, command: Command) -> None:
-        self._ok(taken, self.hooks.snapshot())
+    def _snapshot(self, job: Job, command: Command) -> None:
+        self._ok(job, self.hooks.snapshot())
 
-    def _halt(self, taken: Taken, command: Command) -> None:
+    def _halt(self, job: Job, command: Command) -> None:
         was = self.status.halted
         self.status.halted = True
         if not was:
             log.warning("trading halted by command %s", command.id or "(no id)")
             self.hooks.state_changed()
         if not command.cancel_open:
-            self._ok(taken, self.hooks.engine_fields())
+            self._ok(job, self.hooks.engine_fields())
             return
         if not self.status.connected:
             self._fail(
-                taken,
+                job,
                 ProtocolError(NOT_READY, "halted, but cannot cancel: the broker is not ready"),
             )
             return
@@ -390,11 +399,11 @@ class Dispatcher:
             fields["errors"] = errors
             return fields
 
-        self._cancel_many(taken, None, shape)
+        self._cancel_many(job, None, shape)
 
-    def _resume(self, taken: Taken, command: Command) -> None:
+    def _resume(self, job: Job, command: Command) -> None:
         if self.status.halted:
             self.status.halted = False
             log.warning("trading resumed by command %s", command.id or "(no id)")
             self.hooks.state_changed()
-        self._ok(taken, self.hooks.engine_fields())
+        self._ok(job, self.hooks.engine_fields())
