@@ -182,3 +182,37 @@ def test_redis_restart_under_the_engine(engine_factory, tmp_path):
         eng.stop()
     finally:
         own.stop()
+
+
+def test_help_lists_the_flags():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "engine32", "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0
+    for flag in (
+        "--broker",
+        "--config",
+        "--redis",
+        "--prefix",
+        "--log-file",
+        "--log-level",
+        "--set",
+    ):
+        assert flag in out.stdout
+
+
+def test_json_log_file_and_no_password_in_logs(engine_factory, tmp_path):
+    log_file = tmp_path / "engine.jsonl"
+    eng = engine_factory(extra_args=["--log-file", str(log_file), "--log-level", "DEBUG"])
+    eng.wait_ready()
+    assert eng.send({"cmd": "halt"})["ok"]
+    eng.stop()
+    records = [json.loads(line) for line in log_file.read_text(encoding="utf-8").splitlines()]
+    assert {"ts", "level", "logger", "message"} <= set(records[0])
+    messages = [r["message"] for r in records]
+    assert any("starting: run" in m for m in messages)
+    assert any("trading halted" in m for m in messages)
+    assert any(m.startswith("stopped (run") for m in messages)

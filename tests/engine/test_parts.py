@@ -199,3 +199,24 @@ def test_dispatcher_refuses_trading_before_the_broker_is_ready(redis_url, redis_
 def test_quote_json_is_the_quotes_json_whatever_the_fields(code, ints, pct, hhmmss):
     quote = Quote(code, ints[0], ints[1], pct, *ints[2:], time=hhmmss)
     assert json.loads(quote_json(quote)) == quote.to_dict()
+
+
+def test_logs_never_carry_a_password(tmp_path, capsys):
+    import logging
+
+    from engine32.logsetup import setup_logging
+
+    log_file = tmp_path / "log.jsonl"
+    setup_logging("INFO", str(log_file))
+    try:
+        logging.getLogger("engine32.test").warning(
+            "cannot reach %s", "redis://engine:s3cret-pw@vm:6379/0"
+        )
+        logging.getLogger("engine32.test").error("url rediss://u:hunter2@h/0 refused")
+    finally:
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+    text = log_file.read_text(encoding="utf-8") + capsys.readouterr().err
+    assert "s3cret-pw" not in text and "hunter2" not in text
+    assert "redis://engine:***@vm:6379/0" in text
+    logging.getLogger().handlers.clear()
