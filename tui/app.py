@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import os
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -14,6 +16,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from textual.app import App, SystemCommand
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.timer import Timer
 
@@ -43,6 +46,8 @@ from .widgets import fmt
 
 #: Seconds to wait for the engine's reply to a command.
 REPLY_TIMEOUT_S = 5.0
+#: Seconds the console may take to exit after SIGHUP before it is ended hard.
+TERMINAL_GONE_GRACE_S = 3.0
 #: At most one fill toast per this many seconds; fills in between are summed up in one.
 FILL_TOAST_S = 1.0
 
@@ -123,7 +128,14 @@ class KiwoomConsole(App[None]):
             pass
 
     def _terminal_gone(self) -> None:
-        """SSH session or terminal closed: leave at once instead of writing into the void."""
+        """SSH session or terminal closed: leave at once instead of writing into the void.
+
+        The orderly exit restores a terminal that no longer exists and can block on it, so a
+        watchdog ends the process if the exit has not finished within a few seconds.
+        """
+        watchdog = threading.Timer(TERMINAL_GONE_GRACE_S, os._exit, (129,))
+        watchdog.daemon = True
+        watchdog.start()
         self.exit(return_code=129)
 
     async def on_unmount(self) -> None:
@@ -140,13 +152,23 @@ class KiwoomConsole(App[None]):
             return
         start = time.perf_counter()
         main = self.main
-        with self.batch_update():
-            main.apply_dirty(dirty)
+        if not main.ready:
+            self.store.dirty.everything()  # composed yet? repaint all on the next flush
+            return
+        try:
+            with self.batch_update():
+                main.apply_dirty(dirty)
+        except NoMatches:  # the app is shutting down and the panels are gone
+            return
         self.flushes += 1
         self.flush_s += time.perf_counter() - start
 
     def tick(self) -> None:
-        self.main.tick()
+        if self.main.ready:
+            try:
+                self.main.tick()
+            except NoMatches:
+                pass
 
     # --- feed messages -------------------------------------------------------------------------
 

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 class MainScreen(Screen[None]):
     BINDINGS = bindings(MAIN)
     app: KiwoomConsole
+    #: True between mount and unmount: the panels exist and can be repainted.
+    ready = False
 
     def compose(self) -> ComposeResult:
         store = self.app.store
@@ -57,6 +59,10 @@ class MainScreen(Screen[None]):
         dirty = Dirty()
         dirty.everything()
         self.apply_dirty(dirty)
+        self.ready = True
+
+    def on_unmount(self) -> None:
+        self.ready = False
 
     # --- panels --------------------------------------------------------------------------------
 
