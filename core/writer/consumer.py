@@ -616,11 +616,15 @@ class Writer:
                 block = max(1, int(remaining * 1000))
             try:
                 await self._check_trimmed()
+                # entries to ask for: the rows still wanted over the rows an entry brings
+                per_entry = self.stats.rows / self.stats.entries if self.stats.entries else 1.0
+                room = self.policy.max_rows - batch.row_count - len(batch.dead)
+                room = int(room / max(1.0, per_entry))
                 reply = await r.xreadgroup(
                     GROUP,
                     self.consumer,
                     {self.keys.events: ">"},
-                    count=self.settings.read_count,
+                    count=max(1, min(self.settings.read_count, room)),
                     block=block or None,
                 )
                 if self.state == REDIS_DOWN:
