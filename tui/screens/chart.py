@@ -90,10 +90,25 @@ class ChartScreen(Screen[None]):
 
     def bars(self) -> list[Bar]:
         label, minutes = INTERVALS[self.interval]
-        if self.db_bars is not None:
-            return self.db_bars[-RANGES[self.range] :]
-        seen = list(self.app.store.candles.get(self.code, ()))
-        return aggregate(seen, minutes)[-RANGES[self.range] :]
+        seen = aggregate(list(self.app.store.candles.get(self.code, ())), minutes)
+        if not self.db_bars:
+            return seen[-RANGES[self.range] :]
+        # History from the database, with the live bars since its last one on top.
+        bars = list(self.db_bars)
+        last = bars[-1]
+        for b in seen:
+            if b[0] == last[0]:
+                bars[-1] = (
+                    last[0],
+                    last[1],
+                    max(last[2], b[2]),
+                    min(last[3], b[3]),
+                    b[4],
+                    max(last[5], b[5]),
+                )
+            elif b[0] > last[0]:
+                bars.append(b)
+        return bars[-RANGES[self.range] :]
 
     def load_history(self) -> None:
         """Ask the database for candles, in a worker (the screen stays live meanwhile)."""
@@ -110,7 +125,7 @@ class ChartScreen(Screen[None]):
         import asyncpg
 
         label, minutes = INTERVALS[self.interval]
-        end = datetime.datetime.now(datetime.timezone.utc)
+        end = self.app.clock().astimezone(datetime.timezone.utc) + datetime.timedelta(minutes=1)
         start = end - datetime.timedelta(minutes=minutes * RANGES[-1])
         try:
             conn = await asyncpg.connect(dsn, timeout=3)
