@@ -232,32 +232,37 @@ async def _fetchval(dsn: str, sql: str, **kwargs):
 @pytest.mark.timescale
 async def test_timescaledb_hypertable_and_unnest_insert(timescale_dsn):
     conn = await asyncpg.connect(timescale_dsn, ssl=False)
+    # The session's database is shared: work in a schema of our own and drop it after.
+    schema = f"rig_{os.getpid()}_{time.monotonic_ns()}"
     try:
         version = await conn.fetchval(
             "SELECT extversion FROM pg_extension WHERE extname='timescaledb'"
         )
         assert version and version[0].isdigit()
-        await conn.execute("DROP TABLE IF EXISTS rig_t")
-        await conn.execute("CREATE TABLE rig_t (ts timestamptz NOT NULL, v text)")
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        await conn.execute(f"CREATE TABLE {schema}.t (ts timestamptz NOT NULL, v text)")
         created = await conn.fetchrow(
-            "SELECT * FROM create_hypertable('rig_t', by_range('ts', INTERVAL '1 day'),"
+            f"SELECT * FROM create_hypertable('{schema}.t', by_range('ts', INTERVAL '1 day'),"
             " if_not_exists => TRUE)"
         )
         assert created["created"] is True
         t0 = dt.datetime(2026, 11, 23, 0, 30, tzinfo=dt.timezone.utc)
         stamps = [t0 + dt.timedelta(hours=12 * n) for n in range(4)]
         await conn.execute(
-            "INSERT INTO rig_t SELECT * FROM unnest($1::timestamptz[], $2::text[])",
+            f"INSERT INTO {schema}.t SELECT * FROM unnest($1::timestamptz[], $2::text[])",
             stamps,
             ["a", "b", "c", "d"],
         )
-        assert await conn.fetchval("SELECT count(*) FROM rig_t") == 4
+        assert await conn.fetchval(f"SELECT count(*) FROM {schema}.t") == 4
         # Rows over two days: real TimescaleDB made (at least) two chunks.
         chunks = await conn.fetchval(
-            "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name='rig_t'"
+            "SELECT count(*) FROM timescaledb_information.chunks"
+            " WHERE hypertable_schema = $1 AND hypertable_name = 't'",
+            schema,
         )
         assert chunks >= 2
     finally:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await conn.close()
 
 
