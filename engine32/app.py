@@ -105,6 +105,7 @@ class Engine(BrokerListener):
             dedupe_ttl_s=engine_cfg.dedupe_ttl_s,
         )
         self._delivered = 0
+        self.publisher.on_removed = self.consumer.removed
         self.broker = broker_factory(config, self)
         self.surge = _surge_detector(config)
         self.dispatcher = Dispatcher(

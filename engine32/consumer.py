@@ -19,6 +19,7 @@ everything left in ``P:cmd:processing`` moves to ``P:cmd:dead`` and is answered
 ``ENGINE_RESTARTED`` (unless ``P:seen:<id>`` shows it was answered already).
 """
 
+import collections
 import json
 import logging
 import threading
@@ -92,6 +93,10 @@ class CommandConsumer:
         self._clock_at = 0.0
         self.taken = 0
         self._unfinished: Optional[bytes] = None
+        # Raw commands this run took into P:cmd:processing and has not yet removed; after a
+        # reconnect, anything else there was taken by a BLMOVE whose answer was lost.
+        self._held: "collections.Counter[bytes]" = collections.Counter()
+        self._held_lock = threading.Lock()
         self.reconnects = 0
         self.restart_rule_done = threading.Event()
         self.connected = False
@@ -123,12 +128,13 @@ class CommandConsumer:
                 if client is None:
                     client = self._factory()
                     client.ping()
+                    self._sync_clock(client)
                     if ever:
                         self.reconnects += 1
                         log.warning("command thread reconnected to Redis at %s", redact(self._url))
+                        self._sweep_orphans(client)
                     ever = True
                     self.connected = True
-                    self._sync_clock(client)
                 if not self.restart_rule_done.is_set():
                     self._apply_restart_rule(client)
                     self.restart_rule_done.set()
@@ -144,6 +150,8 @@ class CommandConsumer:
                     )
                     if raw is not None:
                         self.taken += 1
+                        with self._held_lock:
+                            self._held[raw] += 1
                 backoff = 0.1
                 if raw is not None:
                     self._unfinished = raw
@@ -179,36 +187,70 @@ class CommandConsumer:
     def server_now_ms(self) -> int:
         return _now_ms() + self.clock_offset_ms
 
+    def removed(self, raw: bytes) -> None:
+        """The publisher has removed ``raw`` from ``P:cmd:processing`` (any thread)."""
+        with self._held_lock:
+            if self._held[raw] <= 1:
+                self._held.pop(raw, None)
+            else:
+                self._held[raw] -= 1
+
     def _apply_restart_rule(self, client: "redis.Redis") -> None:
         moved = 0
         while True:
             raw = client.lmove(self.keys.cmd_processing, self.keys.cmd_dead, "LEFT", "RIGHT")
             if raw is None:
                 break
-            cmd_id, cmd = _id_of(raw)
-            if cmd_id:
-                first = client.get(self.keys.seen(cmd_id))
-                if first is not None and first != RUNNING.encode():
-                    # Answered before the crash; only the removal was lost. No second reply.
-                    client.lrem(self.keys.cmd_dead, -1, raw)
-                    continue
-            moved += 1
-            reply = make_reply(
-                cmd_id,
-                cmd,
-                error=ProtocolError(
-                    ENGINE_RESTARTED,
-                    "the engine restarted while this command was in flight; it was not run again "
-                    "(see P:cmd:dead) - check orders and positions before resending with a new id",
-                ),
+            moved += self._dead_letter(
+                client,
+                raw,
+                "the engine restarted while this command was in flight; it was not run again "
+                "(see P:cmd:dead) - check orders and positions before resending with a new id",
             )
-            self.deliver(Taken(None, None, reply, bool(cmd_id), _now_ms()))
         if moved:
             log.warning(
                 "restart rule: %d command(s) moved to %s and answered ENGINE_RESTARTED",
                 moved,
                 self.keys.cmd_dead,
             )
+
+    def _sweep_orphans(self, client: "redis.Redis") -> None:
+        """After a reconnect: commands in ``P:cmd:processing`` that this run never saw (a
+        BLMOVE whose answer the broken connection lost) are dead-lettered like rule 4."""
+        present = collections.Counter(client.lrange(self.keys.cmd_processing, 0, -1))
+        with self._held_lock:
+            orphans = [raw for raw, n in present.items() for _ in range(n - self._held[raw])]
+        for raw in orphans:
+            pipe = client.pipeline(transaction=True)
+            pipe.lrem(self.keys.cmd_processing, 1, raw)
+            pipe.rpush(self.keys.cmd_dead, raw)
+            if pipe.execute()[0] != 1:
+                continue  # removed meanwhile: not an orphan after all
+            self._dead_letter(
+                client,
+                raw,
+                "the engine's Redis connection broke while it took this command; it was not run "
+                "(see P:cmd:dead) - check orders and positions before resending with a new id",
+            )
+        if orphans:
+            log.warning(
+                "%d command(s) taken during a Redis outage moved to %s",
+                len(orphans),
+                self.keys.cmd_dead,
+            )
+
+    def _dead_letter(self, client: "redis.Redis", raw: bytes, message: str) -> int:
+        """Answer a command now in ``P:cmd:dead`` ENGINE_RESTARTED (1), unless its reply was
+        written before (0: it is dropped from the dead list, no second reply)."""
+        cmd_id, cmd = _id_of(raw)
+        if cmd_id:
+            first = client.get(self.keys.seen(cmd_id))
+            if first is not None and first != RUNNING.encode():
+                client.lrem(self.keys.cmd_dead, -1, raw)
+                return 0
+        reply = make_reply(cmd_id, cmd, error=ProtocolError(ENGINE_RESTARTED, message))
+        self.deliver(Taken(None, None, reply, bool(cmd_id), _now_ms()))
+        return 1
 
     def _handle(self, client: "redis.Redis", raw: bytes) -> None:
         taken_ms = _now_ms()

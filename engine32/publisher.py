@@ -200,8 +200,10 @@ class Publisher:
         stream_maxlen: int = 2000000,
         on_reconnect: Optional[Callable[[], None]] = None,
         client_factory: Optional[Callable[[], "redis.Redis"]] = None,
+        on_removed: Optional[Callable[[bytes], None]] = None,
     ) -> None:
         self.keys = keys
+        self.on_removed = on_removed  # told each raw command removed from P:cmd:processing
         self.capacity = capacity
         self.hard_capacity = capacity * 10
         self.maxlen = stream_maxlen
@@ -382,5 +384,10 @@ class Publisher:
                 log.error("Redis refused a write: %s", result)
                 self.last_error = "redis: {}".format(result)
         self.written_items += len(batch)
+        if self.on_removed is not None:
+            for item in batch:
+                raw = getattr(item, "raw", None)
+                if raw is not None:
+                    self.on_removed(raw)
         if top > self.last_seq_written:
             self.last_seq_written = top

@@ -216,3 +216,31 @@ def test_json_log_file_and_no_password_in_logs(engine_factory, tmp_path):
     assert any("starting: run" in m for m in messages)
     assert any("trading halted" in m for m in messages)
     assert any(m.startswith("stopped (run") for m in messages)
+
+
+def test_a_command_taken_as_the_connection_broke_is_dead_lettered_and_answered(
+    engine_factory, tmp_path
+):
+    own = RedisServer(tmp_path / "own-redis", port=free_port())
+    own.start()
+    try:
+        eng = engine_factory(url=own.url)
+        eng.wait_ready()
+        # As if a BLMOVE had moved it and its answer had been lost with the connection.
+        lost = make_command("buy", id="orphan-1", code=CODE, qty=1, type="market").encode()
+        eng.redis.rpush(eng.keys.cmd_processing, lost)
+        admin = redis.Redis.from_url(own.url)
+        assert admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes") >= 2
+        reply = eng.reply("orphan-1", timeout=10)
+        assert reply["error"]["code"] == "ENGINE_RESTARTED"
+        assert "connection broke" in reply["error"]["message"]
+        assert eng.redis.lrange(eng.keys.cmd_dead, 0, -1) == [lost]
+        assert eng.redis.llen(eng.keys.cmd_processing) == 0
+        pong = eng.send({"cmd": "ping"})
+        assert pong["ok"] and pong["result"]["redis_reconnects"] >= 1
+        time.sleep(0.2)
+        assert "orphan-1" not in _orders_per_cmd(eng)
+        admin.close()
+        eng.stop()
+    finally:
+        own.stop()
