@@ -832,7 +832,7 @@ def _main(argv: Optional[Sequence[str]] = None) -> int:
             started.append(server)
             address = getattr(server, "dsn", None) or getattr(server, "url", "")
             print(f"{kind}: {address}  ({server.startup_seconds:.2f} s)", flush=True)
-        print("Ctrl-C stops them.", flush=True)
+        print(f"data under {base}; Ctrl-C stops them.", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
