@@ -179,6 +179,7 @@ class KiwoomConsole(App[None]):
         self.store.dirty.status = True
 
     def on_resynced(self, message: Resynced) -> None:
+        self.flush()  # show the rebuilt view now, not at the next tick
         if message.reason not in ("connect",):
             self.notify(f"View rebuilt from the engine's snapshot ({message.reason}).", timeout=3)
 
