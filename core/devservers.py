@@ -24,7 +24,6 @@ import atexit
 import contextlib
 import importlib.util
 import os
-import pwd
 import re
 import shutil
 import signal
@@ -36,6 +35,11 @@ import time
 import urllib.parse
 from pathlib import Path
 from typing import IO, Dict, List, Optional, Sequence
+
+try:
+    import pwd
+except ImportError:  # Windows: no user switching there (nor any need for it)
+    pwd = None  # type: ignore[assignment]
 
 __all__ = [
     "DevServerError",
@@ -487,6 +491,8 @@ _userns_ok: Optional[bool] = None
 
 
 def _nobody() -> "tuple[int, int]":
+    if pwd is None:
+        return 65534, 65534
     try:
         entry = pwd.getpwnam("nobody")
         return entry.pw_uid, entry.pw_gid
@@ -542,7 +548,7 @@ class PostgresServer(_Server):
         self.bindir: Optional[Path] = Path(bindir) if bindir else find_postgres_bindir()
         self.pgdata = self.data_dir / "pgdata"
         self._prefix: List[str] = []
-        self._run_as: Optional[pwd.struct_passwd] = None
+        self._run_as: Optional["pwd.struct_passwd"] = None
 
     @property
     def binary(self) -> Optional[str]:
@@ -570,7 +576,7 @@ class PostgresServer(_Server):
 
     def _choose_identity(self) -> None:
         self._prefix, self._run_as = [], None
-        if os.geteuid() != 0:
+        if pwd is None or os.geteuid() != 0:
             return
         prefix = _userns_prefix()
         if prefix is not None:
