@@ -99,6 +99,7 @@ def run_engine_path(url: str, quotes: List[Quote]) -> float:
         elapsed = time.perf_counter() - started
     finally:
         engine.publisher.stop()
+        engine.close()
     client = redis.Redis.from_url(url)
     written = sum(
         len(json.loads(fields[b"e"])["data"]["items"])

@@ -121,7 +121,12 @@ class Engine(BrokerListener):
                 snapshot=self.snapshot,
             ),
         )
-        self._log_handler = attach_event_handler(self.bridge.log_record.emit)
+        bridge = self.bridge  # the handler keeps the bridge (a QObject) alive as long as itself
+
+        def to_qt_thread(record: logging.LogRecord) -> None:
+            bridge.log_record.emit(record)
+
+        self._log_handler = attach_event_handler(to_qt_thread)
 
         self._timers: List[QTimer] = []
         self._autostart: List[QTimer] = []
@@ -192,7 +197,7 @@ class Engine(BrokerListener):
             log.exception("broker disconnect failed")
         self.publisher.put(Writes([("DEL", self.keys.engine_alive)]))
         drained = self.publisher.stop(timeout=5.0)
-        logging.getLogger("engine32").removeHandler(self._log_handler)
+        self.close()
         log.info(
             "stopped (run %s, last seq %d%s)",
             self.run_id,
@@ -201,6 +206,10 @@ class Engine(BrokerListener):
         )
         if self.on_stopped is not None:
             self.on_stopped(0)
+
+    def close(self) -> None:
+        """Stop publishing log records as events (the engine is done)."""
+        logging.getLogger("engine32").removeHandler(self._log_handler)
 
     # -- events ------------------------------------------------------------------------------
     def _envelope(self, etype: str, data: Dict[str, Any]) -> Envelope:

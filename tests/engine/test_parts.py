@@ -171,6 +171,7 @@ def test_dispatcher_refuses_trading_before_the_broker_is_ready(redis_url, redis_
         assert engine.publisher.wait_idle(5)
     finally:
         engine.publisher.stop()
+        engine.close()
     replies = {
         i: json.loads(redis_client.lpop("disp1:reply:" + i))
         for i in ("nr-1", "nr-2", "nr-3", "nr-4")
