@@ -205,6 +205,90 @@ class Terminal:
         os.close(self.master)
 
 
+def table_child(kind: str) -> None:
+    """A 120×40 app with one 40-row quote table, 20 rows repriced 10 times a second.
+
+    ``kind``: ``datatable`` (Textual's DataTable, ``update_cell`` inside ``batch_update``) or
+    ``keyed`` (the console's Line-API table, ``refresh_keys``). Used by ``--compare-tables``.
+    """
+    from rich.style import Style
+    from textual.app import App
+    from textual.widgets import DataTable
+
+    from tui.widgets.table import Column, KeyedTable
+
+    rng = random.Random(3)
+    rows = [f"{100000 + i:06d}" for i in range(40)]
+    prices = {c: 50000 for c in rows}
+    cols = ("code", "name", "price", "chg", "pct", "volume", "trend")
+
+    class Keyed(KeyedTable):
+        columns = tuple(Column(c, c.title(), 9 if c != "trend" else 14, "right") for c in cols)
+
+        def cell(self, key: str, column: Column) -> tuple[str, Style]:
+            p = prices[key]
+            values = {
+                "code": key,
+                "name": "이름",
+                "price": f"{p:,}",
+                "chg": f"{p - 50000:+,}",
+                "pct": f"{(p - 50000) / 500:+.2f}%",
+                "volume": "1.23M",
+                "trend": "▁▂▃▄▅▆▇█",
+            }
+            return values[column.key], Style(color="red" if p > 50000 else "blue")
+
+    class Bench(App[None]):
+        def compose(self):  # type: ignore[no-untyped-def]
+            if kind == "datatable":
+                t = DataTable(id="t")
+                for c in cols:
+                    t.add_column(c.title(), key=c)
+                for r in rows:
+                    t.add_row(r, "이름", "50,000", "0", "+0.00%", "1.23M", "▁▂▃▄▅▆▇█", key=r)
+                yield t
+            else:
+                t = Keyed(id="t")
+                t.set_keys(rows)
+                yield t
+
+        def on_mount(self) -> None:
+            self.set_interval(0.1, self.step)
+
+        def step(self) -> None:
+            changed = rng.sample(rows, 20)
+            for c in changed:
+                prices[c] += rng.choice((-100, 100))
+            t = self.query_one("#t")
+            with self.batch_update():
+                if isinstance(t, DataTable):
+                    for c in changed:
+                        p = prices[c]
+                        t.update_cell(c, "price", f"{p:,}")
+                        t.update_cell(c, "chg", f"{p - 50000:+,}")
+                        t.update_cell(c, "pct", f"{(p - 50000) / 500:+.2f}%")
+                else:
+                    t.refresh_keys(changed)
+
+    Bench().run()
+
+
+def compare_tables(seconds: float, env: dict[str, str]) -> None:
+    print(f"one 40-row table, 20 rows x 3 cells repriced 10 times a second, {seconds:g} s each:")
+    for kind in ("datatable", "keyed"):
+        term = Terminal([sys.executable, str(Path(__file__).resolve()), "--child-table", kind], env)
+        time.sleep(2.0)  # start-up
+        cpu0, b0, t0 = term.cpu_s(), term.offset_at(time.monotonic()), time.monotonic()
+        time.sleep(seconds)
+        cpu1, b1, t1 = term.cpu_s(), term.offset_at(time.monotonic()), time.monotonic()
+        term.stop()
+        dur = t1 - t0
+        label = "DataTable" if kind == "datatable" else "Line-API table"
+        print(
+            f"  {label:<15} {(b1 - b0) / 1024 / dur:7.1f} KiB/s  {(cpu1 - cpu0) / dur * 100:5.1f}% CPU"
+        )
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -224,7 +308,14 @@ def main() -> int:
         "--orders-per-s", type=float, default=1.0, help="filled orders per second under load"
     )
     ap.add_argument("--truecolor", action="store_true", help="COLORTERM=truecolor (24-bit escapes)")
+    ap.add_argument(
+        "--compare-tables", action="store_true", help="also measure DataTable vs the Line-API table"
+    )
+    ap.add_argument("--child-table", choices=("datatable", "keyed"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child_table:
+        table_child(args.child_table)
+        return 0
 
     srv = PrivateRedis()
     r = redis.Redis(port=srv.port)
@@ -271,6 +362,8 @@ def main() -> int:
     env.pop("COLORTERM", None)
     if args.truecolor:
         env["COLORTERM"] = "truecolor"
+    if args.compare_tables:
+        compare_tables(args.seconds, env)
     argv = [sys.executable, "-m", "tui", "--redis", srv.url, "--prefix", PREFIX]
     if args.refresh_hz:
         argv += ["--refresh-hz", str(args.refresh_hz)]
