@@ -256,15 +256,27 @@ class Writer:
             await self._publish_health(force=True)
             await self._recover()
             self.ready.set()
-            while not self.stopping:
-                batch = Batch(self.policy)
-                await self._fill(batch)
-                if not batch.empty or self._gaps_to_write:
-                    await self._commit(batch)
-                await self._ack_pending()
-                if time.monotonic() - self._last_claim >= self.settings.claim_every_s:
-                    await self._claim_idle()
-                await self._publish_health()
+            # One batch is written (and then acknowledged) while the next one is read and
+            # decoded: the database works on one core while Python works on the other.
+            inflight: asyncio.Task[None] | None = None
+            try:
+                while not self.stopping:
+                    batch = Batch(self.policy)
+                    await self._fill(batch)
+                    if inflight is not None:
+                        await inflight
+                        inflight = None
+                    if not batch.empty or self._gaps_to_write:
+                        inflight = asyncio.create_task(self._commit_and_ack(batch))
+                    if time.monotonic() - self._last_claim >= self.settings.claim_every_s:
+                        if inflight is not None:
+                            await inflight
+                            inflight = None
+                        await self._claim_idle()
+                    await self._publish_health()
+            finally:
+                if inflight is not None:
+                    await inflight
         finally:
             self.state = STOPPED
             with contextlib.suppress(Exception):
@@ -327,18 +339,25 @@ class Writer:
             await self._publish_health(force=True)
         await self._sleep(self._db_backoff.take())
 
+    async def _commit_and_ack(self, batch: Batch) -> None:
+        await self._commit(batch)
+        await self._ack_pending()
+
     async def _commit(self, batch: Batch) -> None:
         """Write the batch in one transaction; retries until it is written or we stop."""
+        written_gaps = list(self._gaps_to_write)  # more may be found while this one is written
         while True:
             try:
                 if self._db is None or self._db.is_closed():
                     self._db = await self._connect()
                     self.sink.reset()
-                known = await self._write(self._db, batch, batch.dead, self._known_seq)
+                known = await self._write(
+                    self._db, batch, batch.dead, self._known_seq, written_gaps
+                )
                 break
             except DB_DATA_ERRORS as exc:
                 log.warning("writer: batch refused (%s); writing entry by entry", exc)
-                known = await self._salvage(batch)
+                known = await self._salvage(batch, written_gaps)
                 if known is None:
                     continue  # connection trouble while salvaging: start over
                 break
@@ -353,7 +372,7 @@ class Writer:
                 if self.stopping:
                     return
         self._known_seq = known
-        self._gaps_to_write = []
+        self._gaps_to_write = [g for g in self._gaps_to_write if g not in written_gaps]
         self._db_backoff.reset()
         self.last_commit_ms = int(time.time() * 1000)
         self.stats.batches += 1
@@ -371,12 +390,13 @@ class Writer:
         batch: Batch,
         dead: list[DeadLetter],
         known_before: dict[str, int],
+        found_gaps: list[Gap] = (),  # type: ignore[assignment]
     ) -> dict[str, int]:
         """One transaction: rows, dead letters, gaps, per-run seqs. Returns the new known
         highest seq per run (the caller keeps it only after the commit)."""
         assert self.sink is not None
         try:
-            return await self._write_tx(conn, batch, dead, known_before)
+            return await self._write_tx(conn, batch, dead, known_before, list(found_gaps))
         except BaseException:
             self.sink.reset()  # temporary staging tables made in the failed transaction are gone
             raise
@@ -387,6 +407,7 @@ class Writer:
         batch: Batch,
         dead: list[DeadLetter],
         known_before: dict[str, int],
+        found_gaps: list[Gap],
     ) -> dict[str, int]:
         assert self.sink is not None
         known = dict(known_before)
@@ -404,7 +425,7 @@ class Writer:
                     [d.run for d in dead],
                     [d.seq for d in dead],
                 )
-            gaps = list(self._gaps_to_write)
+            gaps = list(found_gaps)
             if batch.seqs:
                 missing = [r for r in batch.seqs if r not in known]
                 if missing:
@@ -456,7 +477,7 @@ class Writer:
         with contextlib.suppress(ValueError, IndexError):
             self.stats.gaps += int(status.split()[-1])
 
-    async def _salvage(self, batch: Batch) -> dict[str, int] | None:
+    async def _salvage(self, batch: Batch, found_gaps: list[Gap]) -> dict[str, int] | None:
         """Write a refused batch entry by entry; an entry the database refuses becomes a dead
         letter. Returns the known seqs, or None on connection trouble."""
         assert self._db is not None
@@ -472,7 +493,7 @@ class Writer:
                     run, seq = next(iter(one.seqs.items()), (None, [None]))
                     reason = f"the database refused it: {type(exc).__name__}: {exc}"
                     dead.append(DeadLetter(sid, reason, _text(raw), run, seq[0]))
-            return await self._write(self._db, Batch(self.policy), dead, known)
+            return await self._write(self._db, Batch(self.policy), dead, known, found_gaps)
         except DB_CONNECTION_ERRORS as exc:
             await self._db_trouble(exc, "writing entry by entry")
             return None

@@ -72,8 +72,9 @@ class UnnestSink:
 
 
 class CopySink:
-    """Binary ``COPY`` into a temporary staging table (emptied at commit), then one
-    ``INSERT … SELECT`` from it: the fastest path where the server supports COPY."""
+    """Binary ``COPY`` straight into the table; when a row is already there, ``COPY`` into a
+    temporary staging table (emptied at commit) and one ``INSERT … SELECT … ON CONFLICT DO
+    NOTHING`` from it. The fastest path where the server supports COPY."""
 
     name = "copy"
 
@@ -97,6 +98,17 @@ class CopySink:
     async def write(self, conn: asyncpg.Connection, table: Table, rows: Sequence[tuple]) -> None:
         if not rows:
             return
+        # Usually none of the rows is there yet: COPY straight into the table, in a savepoint.
+        # If one is (a batch written again after a crash), the COPY fails as a whole, the
+        # savepoint undoes it, and the rows go through the staging table and ON CONFLICT.
+        try:
+            async with conn.transaction():
+                await conn.copy_records_to_table(
+                    table.name, records=rows, columns=list(table.column_names)
+                )
+            return
+        except asyncpg.UniqueViolationError:
+            pass
         stage = await self._stage(conn, table)
         await conn.copy_records_to_table(stage, records=rows, columns=list(table.column_names))
         cols = ", ".join(table.column_names)
