@@ -136,17 +136,17 @@ class OrdersTable(StoreTable):
         Column("time", "Time", 8),
         Column("order_id", "Order", 10),
         Column("code", "Code", 6),
-        Column("name", "Name", 10, priority=3),
+        Column("name", "Name", 10, priority=5),
         Column("side", "Side", 4),
-        Column("kind", "Type", 4, priority=4),
+        Column("kind", "Type", 4, priority=6),
         Column("qty", "Qty", 7, "right"),
         Column("price", "Price", 9, "right"),
         Column("filled", "Filled", 7, "right"),
         Column("remaining", "Left", 7, "right", priority=2),
-        Column("avg", "Avg fill", 9, "right", priority=5),
+        Column("avg", "Avg fill", 9, "right", priority=7),
         Column("status", "Status", 9),
-        Column("age", "Age", 4, "right", priority=6),
-        Column("reason", "Reason", 20, priority=7),
+        Column("age", "Age", 4, "right", priority=4),
+        Column("reason", "Reason", 18, priority=3),
     )
     placeholder = "no orders today"
 
