@@ -436,6 +436,14 @@ class Writer:
                         known[r["run"]] = r["last_seq"]
                 seq_found, bounds = seq_gaps(known, batch.seqs)
                 gaps.extend(seq_found)
+                late = {
+                    run: sorted({s for s in seqs if s <= known[run]})
+                    for run, seqs in batch.seqs.items()
+                    if run in known
+                }
+                for run, seqs in late.items():
+                    if seqs:
+                        await self._fill_gaps(conn, run, seqs)
                 runs = list(bounds)
                 await conn.execute(
                     "INSERT INTO writer_runs AS w (run, first_seq, last_seq) "
@@ -456,6 +464,48 @@ class Writer:
             for d in dead:
                 log.warning("writer: dead letter %s: %s", d.stream_id, d.reason)
         return known
+
+    async def _fill_gaps(self, conn: asyncpg.Connection, run: str, seqs: list[int]) -> None:
+        """Late envelopes (claimed from a dead consumer after newer ones were written) that
+        fall into a recorded seq gap: shrink or split the gap, or drop it when filled."""
+        rows = await conn.fetch(
+            "SELECT gap_key, first_missing_seq AS a, last_missing_seq AS b FROM gaps "
+            "WHERE kind = 'seq' AND run = $1 AND last_missing_seq >= $2 "
+            "AND first_missing_seq <= $3",
+            run,
+            seqs[0],
+            seqs[-1],
+        )
+        for row in rows:
+            a, b = row["a"], row["b"]
+            inside = [s for s in seqs if a <= s <= b]
+            if not inside:
+                continue
+            remaining: list[tuple[int, int]] = []
+            start = a
+            for s in inside:
+                if s > start:
+                    remaining.append((start, s - 1))
+                start = s + 1
+            if start <= b:
+                remaining.append((start, b))
+            await conn.execute("DELETE FROM gaps WHERE gap_key = $1", row["gap_key"])
+            self.stats.gaps -= 1
+            if remaining:
+                await self._write_gaps(
+                    conn,
+                    [
+                        Gap(
+                            "seq",
+                            run,
+                            x,
+                            y,
+                            detail=f"{y - x + 1} event(s) of run {run} never reached the writer",
+                        )
+                        for x, y in remaining
+                    ],
+                )
+            log.info("writer: late events filled part of gap %s..%s of run %s", a, b, run)
 
     async def _write_gaps(self, conn: asyncpg.Connection, gaps: list[Gap]) -> None:
         rows = [g.row() for g in gaps]
