@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from core.protocol.events import BUY, LIMIT, MARKET, Order
+from core.protocol.events import BUY, HALTED, LIMIT, MARKET, Order
 from core.protocol.krx import check_price, is_valid_code, limit_band, next_tick, snap, tick_size
 
 from ..widgets import fmt
@@ -277,7 +277,17 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
             info.append("  • ", style="dim")
             info.append(txt + "\n", style=style)
         self.query_one("#ticket-info", Static).update(info)
-        self.query_one("#ticket-error", Static).update("")
+        st = store.status
+        warning = ""
+        if not st.redis_up:
+            warning = "Redis is unreachable: the order cannot be sent now."
+        elif not st.alive:
+            warning = "The engine is down (no heartbeat): the order cannot be executed now."
+        elif st.state == HALTED:
+            warning = "Trading is halted (kill switch): the engine will refuse this order."
+        self.query_one("#ticket-error", Static).update(
+            Text("⚠ " + warning, style="bold red") if warning else ""
+        )
 
         hint = self.query_one("#ticket-hint", Label)
         if self.reviewing:
