@@ -32,7 +32,7 @@ import redis  # noqa: E402
 from core.protocol import Envelope, Keys  # noqa: E402
 from core.writer import Writer, WriterSettings  # noqa: E402
 from core.writer.schema import migrate, use_schema  # noqa: E402
-from core.writer.sinks import CopySink, UnnestSink, probe_copy  # noqa: E402
+from core.writer.sinks import UnnestSink, probe_copy  # noqa: E402
 from core.writer.tables import QUOTES, decode, rows_of  # noqa: E402
 
 GOAL_RATE = 100000
