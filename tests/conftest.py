@@ -76,7 +76,8 @@ def _start(server, what: str):
     try:
         return server.start()
     except DevServerError as exc:
-        pytest.fail(f"cannot start {what} for the tests:\n{exc}", pytrace=False)
+        problem = str(exc)
+    pytest.fail(f"cannot start {what} for the tests:\n{problem}", pytrace=False)
 
 
 # --------------------------------------------------------------------------------------------
