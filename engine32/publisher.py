@@ -89,7 +89,7 @@ class Event(Item):
         self.state = list(state)
 
     def build(self, keys: Keys, maxlen: int) -> List[Op]:
-        text = self.envelope.encode()
+        text = dumps(self.envelope.to_dict())  # the shared encoder: faster than encode()
         return [
             ("PUBLISH", keys.ev(self.envelope.topic), text),
             ("XADD", keys.events, "MAXLEN", "~", maxlen, "*", "e", text),
@@ -109,14 +109,21 @@ class ReplyEvent(Event):
 
     def build(self, keys: Keys, maxlen: int) -> List[Op]:
         reply = self.envelope.data
-        ops = super().build(keys, maxlen)
+        env = self.envelope
+        text = dumps(reply)
+        event = '{{"v":{},"type":"reply","run":{},"seq":{},"ts":{},"data":{}}}'.format(
+            env.v, dumps(env.run), env.seq, env.ts, text
+        )
+        ops: List[Op] = []
         cmd_id = reply.get("id")
         if cmd_id:
-            text = dumps(reply)
+            # The reply list first: the sender is waiting on it.
             ops.append(("LPUSH", keys.reply(cmd_id), text))
             ops.append(("EXPIRE", keys.reply(cmd_id), REPLY_TTL_S))
-            if self.remember_s > 0:
-                ops.append(("SET", keys.seen(cmd_id), text, "EX", self.remember_s))
+        ops.append(("PUBLISH", keys.ev("reply"), event))
+        ops.append(("XADD", keys.events, "MAXLEN", "~", maxlen, "*", "e", event))
+        if cmd_id and self.remember_s > 0:
+            ops.append(("SET", keys.seen(cmd_id), text, "EX", self.remember_s))
         if self.raw is not None:
             ops.append(("LREM", keys.cmd_processing, 1, self.raw))
         return ops
