@@ -713,7 +713,8 @@ class Writer:
                 await self._sleep(self._redis_backoff.take())
                 continue
             except rexc.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
+                # NOGROUP: the group is gone; UNBLOCKED: the stream was deleted under our read
+                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
                     raise
                 log.warning("writer: the consumer group is gone (Redis restarted?); recreating")
                 await self._with_redis(self._ensure_group)

@@ -99,3 +99,29 @@ async def test_a_gap_seen_early_shrinks_when_the_late_entries_come(
         after = await conn.fetch("SELECT first_missing_seq, last_missing_seq FROM gaps ORDER BY 1")
     assert [tuple(r) for r in after] == [(3, 3), (7, 7)]
     assert await seqs(pg) == [1, 2, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15]
+
+
+async def test_a_lost_stream_and_group_are_made_again(
+    pg: DbTarget, redis_url: str, keys: Keys, rconn: redis.Redis
+) -> None:
+    """Redis restarted without its data: the group is gone. The writer makes it again (from id
+    0) and goes on with what the engine adds next."""
+    eng = Engine()
+    writer = Writer(settings(redis_url, keys, pg))
+    task = asyncio.create_task(writer.run())
+    try:
+        await asyncio.wait_for(writer.ready.wait(), 60)
+        xadd(rconn, keys, [eng.env("quote", quote()) for _ in range(5)])
+        while writer.stats.rows < 5:
+            await asyncio.sleep(0.05)
+        rconn.delete(keys.events)
+        xadd(rconn, keys, [eng.env("quote", quote()) for _ in range(5)])
+        for _ in range(200):
+            if writer.stats.rows >= 10:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        writer.stop()
+        await asyncio.wait_for(task, 30)
+    assert await seqs(pg) == list(range(1, 11))
+    assert rconn.xinfo_groups(keys.events)[0]["pending"] == 0
