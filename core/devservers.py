@@ -554,6 +554,12 @@ class PostgresServer(_Server):
     def binary(self) -> Optional[str]:
         return str(self.bindir / "postgres") if self.bindir else None
 
+    @staticmethod
+    def runs_as_other_user() -> bool:
+        """True if the server will run as another OS user (root without user namespaces),
+        who must then be able to enter ``data_dir``: choose one under /tmp."""
+        return pwd is not None and os.geteuid() == 0 and _userns_prefix() is None
+
     @property
     def dsn(self) -> str:
         return f"postgresql://{self.user}@{self.host}:{self.port}/postgres"

@@ -132,12 +132,13 @@ async def aredis(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
 # --------------------------------------------------------------------------------------------
 
 
-def _postgres_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if os.geteuid() != 0:
-        return tmp_path_factory.mktemp("postgres")
-    # As root, PostgreSQL may have to run as another user (no user namespaces), who
-    # cannot enter pytest's private /tmp/pytest-of-root: use a directory under /tmp.
-    return Path(tempfile.mkdtemp(prefix="kc-test-postgres-"))
+def _postgres_data_dir(tmp_path_factory: pytest.TempPathFactory) -> "tuple[Path, bool]":
+    """(directory, remove it at the end?)."""
+    if not PostgresServer.runs_as_other_user():
+        return tmp_path_factory.mktemp("postgres"), False
+    # As root without user namespaces, PostgreSQL runs as another user, who cannot enter
+    # pytest's private /tmp/pytest-of-root: use a directory under /tmp.
+    return Path(tempfile.mkdtemp(prefix="kc-test-postgres-")), True
 
 
 @pytest.fixture(scope="session")
@@ -147,7 +148,7 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object
     if dsn:
         yield ExternalPostgres(dsn)
         return
-    data_dir = _postgres_data_dir(tmp_path_factory)
+    data_dir, remove = _postgres_data_dir(tmp_path_factory)
     bindir = os.environ.get("KC_TEST_POSTGRES_BINDIR")
     server = PostgresServer(data_dir, bindir=Path(bindir) if bindir else None)
     _start(server, "PostgreSQL")
@@ -155,7 +156,7 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object
         yield server
     finally:
         server.stop()
-        if os.geteuid() == 0:
+        if remove:
             shutil.rmtree(data_dir, ignore_errors=True)
 
 

