@@ -608,7 +608,8 @@ class PostgresServer(_Server):
 
     def _check_reachable(self, path: Path) -> None:
         assert self._run_as is not None
-        for ancestor in [path] + list(path.parents):
+        # path itself is about to be given to that user: only its parents matter.
+        for ancestor in path.parents:
             if not ancestor.exists():
                 continue
             st = ancestor.stat()

@@ -93,8 +93,8 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         yield ExternalRedis(url)
         return
     server = RedisServer(tmp_path_factory.mktemp("redis"))
-    _start(server, "Redis")
     try:
+        _start(server, "Redis")
         yield server
     finally:
         server.stop()
@@ -151,8 +151,8 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object
     data_dir, remove = _postgres_data_dir(tmp_path_factory)
     bindir = os.environ.get("KC_TEST_POSTGRES_BINDIR")
     server = PostgresServer(data_dir, bindir=Path(bindir) if bindir else None)
-    _start(server, "PostgreSQL")
     try:
+        _start(server, "PostgreSQL")
         yield server
     finally:
         server.stop()
@@ -175,8 +175,8 @@ def timescale_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[objec
         yield ExternalPostgres(dsn)
         return
     server = TimescaleServer(tmp_path_factory.mktemp("timescale"))
-    _start(server, "TimescaleDB (PGlite)")
     try:
+        _start(server, "TimescaleDB (PGlite)")
         yield server
     finally:
         server.stop()
