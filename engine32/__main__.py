@@ -173,7 +173,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     signal_timer.timeout.connect(poll_signals)
     signal_timer.start()
 
-    QTimer.singleShot(0, engine.start)
+    def unhandled(kind: Any, value: Any, tb: Any) -> None:
+        # PyQt5 aborts the process on an exception that escapes a slot unless an excepthook is
+        # set: log it and go on (every command is still answered: see engine32.dispatcher).
+        log.critical("unhandled error in the Qt loop", exc_info=(kind, value, tb))
+
+    sys.excepthook = unhandled
+
+    def start() -> None:
+        try:
+            engine.start()
+        except Exception as exc:  # noqa: BLE001 - e.g. a broker that cannot load
+            log.exception("cannot start the engine: %s", exc)
+            stopped(1)
+
+    QTimer.singleShot(0, start)
     app.exec_()
     return exit_code["code"]
 
