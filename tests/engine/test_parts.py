@@ -221,3 +221,41 @@ def test_logs_never_carry_a_password(tmp_path, capsys):
     assert "s3cret-pw" not in text and "hunter2" not in text
     assert "redis://engine:***@vm:6379/0" in text
     logging.getLogger().handlers.clear()
+
+
+def test_a_broker_that_never_answers_gets_the_command_answered_once(redis_url, redis_client):
+    """The watchdog answers BROKER_ERROR; the broker's late answer is then ignored."""
+    from PyQt5.QtCore import QCoreApplication
+
+    from engine32.app import Engine
+    from engine32.brokers.base import Result
+    from engine32.brokers.sim import SimBroker
+
+    held = []
+
+    class SlowSim(SimBroker):
+        def place_order(self, request, done):
+            held.append(done)  # the real simulator, except that it never answers orders
+
+    app = QCoreApplication.instance() or QCoreApplication([])
+    assert app is not None
+    config = load_config(overrides={"redis.url": redis_url, "redis.prefix": "slow1", "sim.seed": 3})
+    engine = Engine(config, redis_url, broker_factory=lambda cfg, listener: SlowSim(listener, cfg))
+    engine.publisher.start()
+    try:
+        engine.broker.connect()
+        buy = make_command("buy", id="slow-1", code="005930", qty=1, type="market")
+        engine.dispatcher.handle(Taken(None, parse_command(buy.encode()), None, True, 0))
+        assert engine.dispatcher.in_flight == 1 and len(held) == 1
+        assert engine.dispatcher.expire(time.monotonic() + 60) == 1
+        assert engine.dispatcher.in_flight == 0
+        held[0](Result.success(order_id="S9"))  # too late
+        assert engine.publisher.wait_idle(5)
+    finally:
+        engine.broker.disconnect()
+        engine.publisher.stop()
+        engine.close()
+    replies = redis_client.lrange("slow1:reply:slow-1", 0, -1)
+    assert len(replies) == 1
+    assert json.loads(replies[0])["error"]["code"] == "BROKER_ERROR"
+    assert "no answer from the broker" in json.loads(replies[0])["error"]["message"]
