@@ -142,7 +142,11 @@ def main() -> int:
     raw = max(raw, raw2)
     ratio = engine / raw
     met = engine >= GOAL_RATE and ratio >= GOAL_RATIO
-    print("quotes: {:,} over {:,} codes".format(args.quotes, args.codes))
+    print(
+        "quotes: {:,} over {:,} codes; load average {:.1f} on {} cores".format(
+            args.quotes, args.codes, os.getloadavg()[0], os.cpu_count()
+        )
+    )
     print("raw redis-py pipelined PUBLISH: {:,.0f} quotes/s".format(raw))
     print("engine path (batch + stream + snapshot): {:,.0f} quotes/s".format(engine))
     print(
