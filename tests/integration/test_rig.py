@@ -296,3 +296,63 @@ async def test_timescale_one_connection_at_a_time_with_clean_sessions(timescale_
         assert await second.fetchval("SHOW search_path") == "public"
     finally:
         await second.close()
+
+
+LICENSED_FEATURES = """
+CREATE SCHEMA {s};
+CREATE TABLE {s}.q (ts timestamptz NOT NULL, code text, price int);
+SELECT create_hypertable('{s}.q', by_range('ts', INTERVAL '1 day'));
+ALTER TABLE {s}.q SET (timescaledb.compress, timescaledb.compress_segmentby = 'code',
+                       timescaledb.compress_orderby = 'ts DESC');
+SELECT add_compression_policy('{s}.q', INTERVAL '7 days');
+SELECT add_retention_policy('{s}.q', INTERVAL '90 days');
+CREATE MATERIALIZED VIEW {s}.candles WITH (timescaledb.continuous) AS
+  SELECT time_bucket('1 minute', ts) AS bucket, code, first(price, ts) AS open,
+         last(price, ts) AS close
+  FROM {s}.q GROUP BY 1, 2 WITH NO DATA;
+"""
+
+
+async def _licensed_features_work(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    schema = f"lic_{os.getpid()}_{time.monotonic_ns()}"
+    try:
+        assert await conn.fetchval("SELECT current_setting('timescaledb.license', true)") == (
+            "timescale"
+        )
+        await conn.execute(LICENSED_FEATURES.format(s=schema))
+        jobs = await conn.fetch(
+            "SELECT proc_name FROM timescaledb_information.jobs WHERE hypertable_schema = $1",
+            schema,
+        )
+        assert {"policy_compression", "policy_retention"} <= {j["proc_name"] for j in jobs}
+    finally:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await conn.close()
+
+
+@pytest.mark.timescale
+async def test_timescale_licensed_features_on_every_connection(timescale_dsn):
+    # Compression, retention and continuous aggregates need the Timescale-licensed module;
+    # the second connection checks that the session reset between clients keeps it.
+    await _licensed_features_work(timescale_dsn)
+    await _licensed_features_work(timescale_dsn)
+
+
+@pytest.mark.slow
+@pytest.mark.timescale
+def test_timescale_persistent_database_survives_a_restart(tmp_path):
+    async def write(dsn):
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("CREATE TABLE kept (n int)")
+            await conn.execute("INSERT INTO kept VALUES (7)")
+        finally:
+            await conn.close()
+
+    with devservers.TimescaleServer(tmp_path, persistent=True) as server:
+        asyncio.run(write(server.dsn))
+    with devservers.TimescaleServer(tmp_path, persistent=True) as server:
+        assert asyncio.run(_fetchval(server.dsn, "SELECT sum(n) FROM kept")) == 7
+        # Reopened from disk, the licensed features are still there.
+        asyncio.run(_licensed_features_work(server.dsn))

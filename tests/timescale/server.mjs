@@ -346,31 +346,33 @@ function templatePath(cacheDir) {
   return path.join(cacheDir, `pglite-${pkg.version}.tar`)
 }
 
+// Create the extension and load it now. From a saved data directory (a template or
+// --data-dir) the extension is otherwise loaded lazily on first use, without its
+// Timescale-licensed module: compression, retention and continuous aggregates then
+// fail "not supported under the current license".
+async function withTimescale(db) {
+  await db.exec('CREATE EXTENSION IF NOT EXISTS timescaledb')
+  await db.exec("LOAD 'timescaledb'")
+  return db
+}
+
 async function openDatabase(opts) {
   const extensions = { timescaledb }
   if (opts.dataDir || !opts.cacheDir) {
-    const db = await PGlite.create({ dataDir: opts.dataDir || undefined, extensions })
-    await db.exec('CREATE EXTENSION IF NOT EXISTS timescaledb')
-    return db
+    return withTimescale(await PGlite.create({ dataDir: opts.dataDir || undefined, extensions }))
   }
   const template = templatePath(opts.cacheDir)
   if (fs.existsSync(template)) {
     try {
       const blob = new Blob([fs.readFileSync(template)])
-      const db = await PGlite.create({ loadDataDir: blob, extensions })
-      await db.exec('CREATE EXTENSION IF NOT EXISTS timescaledb')
-      // From a saved data directory the extension is not loaded yet, and a lazy load (on
-      // first use) leaves the Timescale-licensed module out: compression, retention and
-      // continuous aggregates then fail "not supported under the current license".
-      await db.exec("LOAD 'timescaledb'")
+      const db = await withTimescale(await PGlite.create({ loadDataDir: blob, extensions }))
       dlog(`started from template ${template}`)
       return db
     } catch (err) {
       log(`template ${template} unusable (${err}); making a new one`)
     }
   }
-  const db = await PGlite.create({ extensions })
-  await db.exec('CREATE EXTENSION IF NOT EXISTS timescaledb')
+  const db = await withTimescale(await PGlite.create({ extensions }))
   try {
     const blob = await db.dumpDataDir('none')
     fs.mkdirSync(opts.cacheDir, { recursive: true })
