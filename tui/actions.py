@@ -7,9 +7,15 @@ from dataclasses import dataclass
 
 from textual.binding import Binding
 
-#: Where a binding lives: ``app`` works on every screen, ``main`` only on the main screen.
+#: Where a binding lives: ``app`` works on every screen, ``main`` only on the main screen; the
+#: others on one screen (their actions run on that screen).
 APP = "app"
 MAIN = "main"
+TICKET = "ticket"
+CHART = "chart"
+DIALOG = "dialog"
+#: Scopes whose actions the command palette offers (the others only make sense on their screen).
+PALETTE_SCOPES = (APP, MAIN)
 
 
 @dataclass(frozen=True)
@@ -144,13 +150,134 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ),
 )
 
-BY_ID: dict[str, ActionSpec] = {a.id: a for a in ACTIONS}
+#: Bindings of the other screens: in the registry too, so they are listed and remappable.
+SCREEN_ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec(
+        "ticket_tick_up",
+        "up",
+        "tick(1)",
+        "+1 tick",
+        "Price one tick up (KRX tick table).",
+        TICKET,
+        group="Ticket",
+    ),
+    ActionSpec(
+        "ticket_tick_down",
+        "down",
+        "tick(-1)",
+        "-1 tick",
+        "Price one tick down.",
+        TICKET,
+        group="Ticket",
+    ),
+    ActionSpec(
+        "ticket_tick_up10",
+        "pageup",
+        "tick(10)",
+        "+10 ticks",
+        "Price ten ticks up.",
+        TICKET,
+        show=False,
+        group="Ticket",
+    ),
+    ActionSpec(
+        "ticket_tick_down10",
+        "pagedown",
+        "tick(-10)",
+        "-10 ticks",
+        "Price ten ticks down.",
+        TICKET,
+        show=False,
+        group="Ticket",
+    ),
+    ActionSpec(
+        "ticket_kind",
+        "ctrl+t",
+        "toggle_kind",
+        "Limit/Market",
+        "Switch between a limit and a market order.",
+        TICKET,
+        group="Ticket",
+    ),
+    ActionSpec(
+        "ticket_back",
+        "escape",
+        "back",
+        "Back",
+        "Leave the review step, or close the ticket unsent.",
+        TICKET,
+        group="Ticket",
+    ),
+    ActionSpec(
+        "chart_back",
+        "escape,q",
+        "app.pop_screen",
+        "Back",
+        "Back to the main screen.",
+        CHART,
+        group="Chart",
+    ),
+    ActionSpec(
+        "chart_interval",
+        "i",
+        "interval",
+        "Interval",
+        "Next candle interval: 1m, 5m, 15m, 1d.",
+        CHART,
+        group="Chart",
+    ),
+    ActionSpec(
+        "chart_zoom_in",
+        "plus,equals_sign",
+        "zoom(-1)",
+        "Fewer candles",
+        "Show fewer, wider candles.",
+        CHART,
+        group="Chart",
+    ),
+    ActionSpec(
+        "chart_zoom_out",
+        "minus",
+        "zoom(1)",
+        "More candles",
+        "Show more candles.",
+        CHART,
+        group="Chart",
+    ),
+    ActionSpec(
+        "confirm_yes",
+        "y,enter",
+        "answer(True)",
+        "Yes",
+        "Confirm (cancel all, kill switch, resume).",
+        DIALOG,
+        group="Dialogs",
+    ),
+    ActionSpec(
+        "confirm_no",
+        "n,escape",
+        "answer(False)",
+        "No",
+        "Decline; nothing is sent.",
+        DIALOG,
+        group="Dialogs",
+    ),
+)
+
+ALL_ACTIONS: tuple[ActionSpec, ...] = ACTIONS + SCREEN_ACTIONS
+BY_ID: dict[str, ActionSpec] = {a.id: a for a in ALL_ACTIONS}
 
 
 def bindings(scope: str) -> list[Binding]:
     """Textual bindings (with ids, so the keymap can remap them) for one scope."""
     return [
-        Binding(a.key, "app." + a.action, a.title, show=a.show, id=a.id)
-        for a in ACTIONS
+        Binding(
+            a.key,
+            ("app." + a.action) if a.scope == MAIN else a.action,
+            a.title,
+            show=a.show,
+            id=a.id,
+        )
+        for a in ALL_ACTIONS
         if a.scope == scope
     ]

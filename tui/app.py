@@ -27,7 +27,7 @@ from core.protocol.errors import ProtocolError
 from core.protocol.events import BUY, FILLED, HALTED, OPEN_STATUSES, REJECTED, Fill
 from core.protocol.krx import KST, is_valid_code
 
-from .actions import ACTIONS, APP, bindings
+from .actions import ACTIONS, APP, PALETTE_SCOPES, bindings
 from .feed import (
     EngineChanged,
     Feed,
@@ -461,6 +461,8 @@ class KiwoomConsole(App[None]):
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         for spec in ACTIONS:
+            if spec.scope not in PALETTE_SCOPES:
+                continue
             keys = fmt_keys(self.keys_by_action[spec.id])
             yield SystemCommand(
                 f"{spec.title}  [{keys}]", spec.help, partial(self.run_action, spec.action)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from .actions import ACTIONS, BY_ID
+from .actions import ALL_ACTIONS, BY_ID
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_+]+$")
 
@@ -55,7 +55,7 @@ def load_keymap(overrides: Mapping[str, str]) -> dict[str, str]:
 
 def effective_keys(keymap: Mapping[str, str]) -> dict[str, str]:
     """Every action id → its keys after remapping."""
-    return {a.id: keymap.get(a.id, a.key) for a in ACTIONS}
+    return {a.id: keymap.get(a.id, a.key) for a in ALL_ACTIONS}
 
 
 def display_keys(keys: str) -> str:

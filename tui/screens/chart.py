@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
 
 from core.protocol.krx import KST
 
+from ..actions import CHART, bindings
 from ..widgets import fmt
 
 if TYPE_CHECKING:
@@ -60,12 +60,7 @@ def _bar(cur: list[int], minutes: int, offset: int) -> Bar:
 
 
 class ChartScreen(Screen[None]):
-    BINDINGS = [
-        Binding("escape,q", "app.pop_screen", "Back", id="chart_back"),
-        Binding("i", "interval", "Interval", id="chart_interval"),
-        Binding("plus,equals_sign", "zoom(-1)", "Fewer candles", id="chart_zoom_in"),
-        Binding("minus", "zoom(1)", "More candles", id="chart_zoom_out"),
-    ]
+    BINDINGS = bindings(CHART)
     app: KiwoomConsole
 
     def __init__(self, code: str) -> None:

@@ -8,14 +8,13 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
+from ..actions import DIALOG, bindings
+
 
 class ConfirmScreen(ModalScreen[bool]):
     """``y`` / Enter confirms, ``n`` / Esc declines."""
 
-    BINDINGS = [
-        Binding("y,enter", "answer(True)", "Yes", id="confirm_yes"),
-        Binding("n,escape", "answer(False)", "No", id="confirm_no"),
-    ]
+    BINDINGS = bindings(DIALOG)
 
     def __init__(self, question: str, danger: bool = True) -> None:
         super().__init__(classes="-danger" if danger else "")

@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from ..actions import ACTIONS
+from ..actions import ALL_ACTIONS
 from ..keymap import display_keys
 
 if TYPE_CHECKING:
@@ -23,14 +23,7 @@ OTHER_KEYS = (
     ("Panels", "Up / Down / j / k", "Move the selection"),
     ("Panels", "PgUp / PgDn / Home / End", "Page through a panel"),
     ("Panels", "Tab / Shift+Tab", "Next / previous panel"),
-    ("Order ticket", "Up / Down", "Price one tick up / down (KRX tick table)"),
-    ("Order ticket", "PgUp / PgDn", "Price ten ticks up / down"),
-    ("Order ticket", "Ctrl+T", "Switch limit / market"),
-    ("Order ticket", "Enter", "Review, then Enter again to send"),
-    ("Order ticket", "Esc", "Back / close without sending"),
-    ("Chart", "i", "Next interval (1m, 5m, 15m, 1d)"),
-    ("Chart", "+ / -", "Show fewer / more candles"),
-    ("Chart", "Esc / q", "Back to the main screen"),
+    ("Ticket", "Enter", "Review the order, then Enter again to send it"),
     ("App", "Ctrl+P", "Command palette: every action by name"),
 )
 
@@ -53,7 +46,9 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("What it does")
         table.add_column("Id", style="dim", width=16)
         keys = self.app.keys_by_action
-        self.rows = [(a.group, display_keys(keys[a.id]), a.title, a.help, a.id) for a in ACTIONS]
+        self.rows = [
+            (a.group, display_keys(keys[a.id]), a.title, a.help, a.id) for a in ALL_ACTIONS
+        ]
         self.rows += [(group, key, "", what, "") for group, key, what in OTHER_KEYS]
         for row in self.rows:
             table.add_row(*row)

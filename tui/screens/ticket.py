@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
@@ -14,6 +13,7 @@ from textual.widgets import Input, Label, Static
 from core.protocol.events import BUY, HALTED, LIMIT, MARKET, Order
 from core.protocol.krx import check_price, is_valid_code, limit_band, next_tick, snap, tick_size
 
+from ..actions import TICKET, bindings
 from ..widgets import fmt
 
 if TYPE_CHECKING:
@@ -31,14 +31,7 @@ def _int(text: str) -> int | None:
 
 
 class TicketScreen(ModalScreen[dict[str, Any] | None]):
-    BINDINGS = [
-        Binding("up", "tick(1)", "+1 tick", id="ticket_tick_up"),
-        Binding("down", "tick(-1)", "-1 tick", id="ticket_tick_down"),
-        Binding("pageup", "tick(10)", "+10 ticks", id="ticket_tick_up10", show=False),
-        Binding("pagedown", "tick(-10)", "-10 ticks", id="ticket_tick_down10", show=False),
-        Binding("ctrl+t", "toggle_kind", "Limit/Market", id="ticket_kind"),
-        Binding("escape", "back", "Back", id="ticket_back"),
-    ]
+    BINDINGS = bindings(TICKET)
     app: KiwoomConsole
 
     def __init__(self, side: str, code: str = "", modify: Order | None = None) -> None:
