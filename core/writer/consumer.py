@@ -722,6 +722,8 @@ class Writer:
             entries = reply[0][1] if reply else []
             if not entries:
                 self.caught_up.set()
+                if self.state == CATCHING_UP:
+                    self.state = RUNNING
                 if batch.empty:
                     if self._gaps_to_write:
                         return
