@@ -110,7 +110,7 @@ def main() -> int:
     load = os.getloadavg()[0]
     why = ""
     if not met:
-        why = " (load average {:.1f} on {} cores: the tail is scheduling delay; raw PING p99 {:.2f} ms)".format(
+        why = " (load average {:.1f} on {} cores shared with other processes; raw PING p99 {:.2f} ms)".format(
             load, os.cpu_count(), raw["p99"]
         )
     print(
