@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .tables import Poison, Table, decode, rows_of
+from .tables import Poison, Table, decode, grouped_rows
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class Batch:
             self.dead.append(DeadLetter(sid, str(exc), _text(raw) if raw else _text(fields)))
             return
         try:
-            pairs = rows_of(env)
+            groups = grouped_rows(env)
         except Poison as exc:
             self.dead.append(DeadLetter(sid, f"{env.type}: {exc}", _text(raw), env.run, env.seq))
             self.seqs.setdefault(env.run, []).append(env.seq)  # it did reach us: not a gap
@@ -103,13 +103,13 @@ class Batch:
         self.seqs.setdefault(env.run, []).append(env.seq)
         if env.ts > self.newest_ms:
             self.newest_ms = env.ts
-        for table, row in pairs:
+        for table, rows in groups:
             bucket = self.rows.get(table.name)
             if bucket is None:
                 bucket = self.rows[table.name] = []
                 self.tables[table.name] = table
-            bucket.append(row)
-        self.row_count += len(pairs)
+            bucket.extend(rows)
+            self.row_count += len(rows)
 
     def by_table(self) -> list[tuple[Table, list[tuple]]]:
         return [(self.tables[name], rows) for name, rows in self.rows.items()]
