@@ -118,3 +118,19 @@ async def test_passwords_stay_out_of_the_log(
     text = caplog.text + writer.last_error
     assert writer.last_error.startswith("redis:")
     assert "s3cret-pw" not in text and "r3dis-pw" not in text
+
+
+def test_settings_from_config(tmp_path: Path) -> None:
+    from core.config import load_config
+    from core.writer import WriterSettings
+
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text(
+        "[redis]\nprefix = 'zz'\n[database]\nurl = 'postgresql://kc@db:5432/kc'\n"
+        "[writer]\nbatch_rows = 123\nbatch_ms = 45\nquotes_retention_days = 0\n"
+    )
+    cfg = load_config(cfg_file, environ={"KC_DATABASE_PASSWORD": "pw"})
+    s = WriterSettings.from_config(cfg, db_schema="x", consumer=None)
+    assert (s.prefix, s.batch_rows, s.batch_ms, s.retention_days) == ("zz", 123, 45, 0)
+    assert s.dsn == "postgresql://kc:pw@db:5432/kc" and s.db_schema == "x"
+    assert s.consumer == ""  # None overrides are ignored: host-pid is used
