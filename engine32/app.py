@@ -384,6 +384,21 @@ class Engine(BrokerListener):
             ],
         )
 
+    def on_condition(self, code: str, name: str, condition: str) -> None:
+        """A Kiwoom condition-search hit becomes a surge alert, priced from the last quote."""
+        quote = self.books.quotes.get(code)
+        self._on_surge(
+            Surge(
+                code=code,
+                price=quote.price if quote is not None else 0,
+                change_pct=quote.change_pct if quote is not None else 0.0,
+                volume_ratio=0.0,
+                window_s=0,
+                reason="condition search {!r} matched".format(condition),
+                name=name or self._name(code),
+            )
+        )
+
     def on_order(self, order: Order) -> None:
         self.books.on_order(order)
         data = order.to_dict()

@@ -191,6 +191,7 @@ class FakeKiwoomControl(QObject):
         self._real_current: Dict[str, Dict[int, str]] = {}
         self._volume: Dict[str, int] = {}
         self.active_condition: Optional[Tuple[str, str, int]] = None
+        self.auto_condition_hits: List[str] = []
         self._outbox: Deque[Callable[[], None]] = collections.deque()
         self._pump = QTimer(self)
         self._pump.setInterval(0)
@@ -739,6 +740,8 @@ class FakeKiwoomControl(QObject):
             return 0
         self.active_condition = (screen, name, index)
         self._later(lambda: self.OnReceiveTrCondition.emit(screen, "", name, index, 0))
+        for code in self.auto_condition_hits:
+            self.condition_hit(code)
         return 1
 
     def _SendConditionStop(self, screen: str, name: str, index: int) -> None:  # noqa: N802
@@ -756,8 +759,12 @@ def create_fake_control() -> FakeKiwoomControl:
     """The factory for ``[engine.kiwoom] control``: a fake with a moving market.
 
     ``KC_FAKE_KIWOOM_TICK_MS`` sets how often prices move (default 200; 0: never).
+    ``KC_FAKE_KIWOOM_CONDITION_HITS`` (comma-separated codes) enter the condition search as
+    soon as the engine starts it, as a real condition would report matching stocks.
     """
     control = FakeKiwoomControl()
+    hits = os.environ.get("KC_FAKE_KIWOOM_CONDITION_HITS", "")
+    control.auto_condition_hits = [c for c in hits.split(",") if c]
     tick_ms = int(os.environ.get("KC_FAKE_KIWOOM_TICK_MS", "200"))
     if tick_ms > 0:
         control.start_ticker(tick_ms)

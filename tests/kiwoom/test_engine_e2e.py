@@ -71,3 +71,19 @@ def test_engine_trades_through_the_kiwoom_adapter_on_the_fake_control(
         cancel = eng.send({"cmd": "cancel", "order_id": order_id})
         assert not cancel["ok"] and cancel["error"]["code"] in ("INVALID_ARGUMENT", "BROKER_ERROR")
         eng.stop()
+
+
+def test_condition_search_hits_become_surge_alerts(redis_url: str, tmp_path: Any) -> None:
+    env = {
+        "KC_ENGINE_KIWOOM__CONTROL": FAKE,
+        "KC_FAKE_KIWOOM_TICK_MS": "100",
+        "KC_FAKE_KIWOOM_CONDITION_HITS": "035720",
+    }
+    with EngineProcess(redis_url, broker="kiwoom", env=env, log_dir=str(tmp_path),
+                       settings={"surge.condition": "거래량폭증"}) as eng:  # fmt: skip
+        eng.wait_ready(timeout=30)
+        alert = _wait_event(eng, lambda e: e["type"] == "surge", "surge")
+        assert alert["data"]["code"] == "035720"
+        assert "거래량폭증" in alert["data"]["reason"]
+        assert json.loads(eng.redis.lindex(eng.keys.state_surge, 0))["code"] == "035720"
+        eng.stop()
