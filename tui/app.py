@@ -55,7 +55,7 @@ FILL_TOAST_S = 1.0
 class KiwoomConsole(App[None]):
     """``python -m tui``: the trading console. Talks only to Redis (and the database for charts)."""
 
-    CSS_PATH = "theme.tcss"
+    CSS_PATH = str(Path(__file__).with_name("theme.tcss"))  # absolute: subclasses live elsewhere
     TITLE = "Kiwoom Console"
     BINDINGS = bindings(APP)
     ENABLE_COMMAND_PALETTE = True
@@ -114,10 +114,13 @@ class KiwoomConsole(App[None]):
         assert isinstance(screen, MainScreen)
         return screen
 
-    def on_mount(self) -> None:
+    def on_load(self) -> None:
+        # Connect and read the snapshot while Textual is still building the first frame.
         self.cmd_bus = self._new_bus()
         if self._start_feed:
             self.run_worker(self.feed.run(), name="feed", group="feed", exclusive=True)
+
+    def on_mount(self) -> None:
         self.set_interval(1.0 / self.cfg.tui.refresh_hz, self.flush, name="flush")
         if not self.frozen:
             self.set_interval(1.0, self.tick, name="tick")
@@ -474,10 +477,6 @@ def fmt_keys(keys: str) -> str:
     from .keymap import display_keys
 
     return display_keys(keys)
-
-
-def default_css_path() -> Path:
-    return Path(__file__).with_name("theme.tcss")
 
 
 __all__ = ["KiwoomConsole", "fmt"]
