@@ -264,6 +264,7 @@ class Engine(BrokerListener):
             "broker_message": self.status.broker_message,
             "last_error": last_error,
             "heartbeat_ms": self.config.engine.heartbeat_ms,
+            "session": self.broker.market_session(),
         }
 
     def publish_status(self) -> None:

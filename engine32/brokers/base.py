@@ -9,6 +9,7 @@ gets it through its ``done`` callback, called exactly once, on the Qt thread.
 import abc
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
+from core.protocol import krx
 from core.protocol.events import Account, Fill, Order, Position, Quote
 
 
@@ -131,6 +132,13 @@ class Broker(abc.ABC):
     def base_price(self, code: str) -> int:
         """The previous close of a code (the base of the daily limits), or 0 if unknown."""
         return 0
+
+    def market_session(self) -> str:
+        """The market phase the broker trades in now (``core.protocol.krx`` session names).
+
+        The real KRX day by default; the simulator overrides it (its market may be always open).
+        """
+        return krx.session_at(krx.now_kst())
 
     # -- orders ----------------------------------------------------------------------------
     @abc.abstractmethod

@@ -28,6 +28,8 @@ def test_ping_answers_engine_state_and_every_event_is_a_valid_envelope(engine, t
     assert result["broker"] == "sim"
     assert result["pid"] == engine.pid
     assert result["run_id"] == engine.engine_hash()["run_id"]
+    # the simulator's market is always open by default, whatever the hour in Seoul
+    assert engine.engine_hash()["session"] == "continuous"
     event = tap.wait_for(
         lambda e: e["type"] == "reply" and e["data"]["id"] == reply["id"], what="reply"
     )

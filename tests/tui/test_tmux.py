@@ -92,7 +92,8 @@ def test_trade_in_tmux_like_a_person(tmux, redis_url, prefix, engine) -> None:
     )
     for title in ("Watchlist", "Positions", "Orders", "Surge"):
         assert title in screen
-    assert "sim mock" in screen and "KST" in screen
+    assert "sim paper" in screen and "KST" in screen
+    assert "장중" in screen  # the simulator's market is always open, whatever the hour in Seoul
     first_row = next(
         line for line in screen.splitlines() if line.startswith("│0") or line.startswith("│3")
     )

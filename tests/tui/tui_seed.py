@@ -187,8 +187,9 @@ def seed(
         mapping={
             "run_id": RUN,
             "broker": "sim",
-            "mode": "mock",
+            "mode": "sim",
             "state": state,
+            "session": "continuous",
             "pid": "4242",
             "version": "0.1.0",
             "started_at": str(FROZEN_MS - 3_600_000),

@@ -108,13 +108,18 @@ class StatusBar(Static):
         t.append(broker, style="bold")
         if mode in ("real", "live"):
             t.append(" REAL MONEY", style="bold white on red")
-        elif mode or broker == "sim":
+        elif mode == "sim" or broker == "sim":
+            t.append(" paper", style="cyan")
+        elif mode:
             t.append(" mock", style="cyan")
         t.append("  │ Redis ", style="dim")
         t.append(f"{st.rtt_ms:.1f} ms" if st.rtt_ms is not None else "-")
         t.append("  │ writer ", style="dim")
         t.append(writer_lag(st.writer, int(now.timestamp() * 1000)) if st.writer else "-")
-        ko, en = SESSION_WORDS.get(session_at(now), ("", ""))
+        # The engine says which phase its market is in (the simulator may be always open);
+        # without an engine, the real KRX day.
+        phase = st.info.get("session") if st.alive else None
+        ko, en = SESSION_WORDS.get(phase or session_at(now), ("", ""))
         t.append("  │ ", style="dim")
         t.append(f"{ko} {en}")
         t.append("  │ ", style="dim")

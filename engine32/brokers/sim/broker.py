@@ -176,6 +176,9 @@ class SimBroker(Broker):
     def base_price(self, code: str) -> int:
         return self.exchange.base_price(code)
 
+    def market_session(self) -> str:
+        return self.exchange.phase_at(self.exchange.clock())
+
     # -- orders -------------------------------------------------------------------------------------
     def place_order(self, request: OrderRequest, done: Done) -> None:
         if not self._connected:
