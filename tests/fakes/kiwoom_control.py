@@ -23,11 +23,12 @@ Used by the engine too: ``[engine.kiwoom] control = "tests.fakes.kiwoom_control:
 """
 
 import collections
+import json
 import os
 import random
 import re
 import time
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
 
 from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 
@@ -192,6 +193,9 @@ class FakeKiwoomControl(QObject):
         self._volume: Dict[str, int] = {}
         self.active_condition: Optional[Tuple[str, str, int]] = None
         self.auto_condition_hits: List[str] = []
+        #: When set (``KC_FAKE_KIWOOM_CALL_LOG``), every dynamicCall is also written here as a
+        #: JSON line ``[signature, args]``, so tests outside the engine process can check them.
+        self.call_log: Optional[IO[str]] = None
         self._outbox: Deque[Callable[[], None]] = collections.deque()
         self._pump = QTimer(self)
         self._pump.setInterval(0)
@@ -224,6 +228,9 @@ class FakeKiwoomControl(QObject):
                 raise FakeControlError("{} argument {} must be {}, got {!r}".format(
                     signature, i + 1, "QString" if kind is str else kind.__name__, value))  # fmt: skip
         self.calls.append((normalized.split("(")[0], tuple(args)))
+        if self.call_log is not None:
+            self.call_log.write(json.dumps([normalized, list(args)], ensure_ascii=False) + "\n")
+            self.call_log.flush()
         method = getattr(self, "_" + normalized.split("(")[0])
         return method(*args)
 
@@ -763,6 +770,9 @@ def create_fake_control() -> FakeKiwoomControl:
     soon as the engine starts it, as a real condition would report matching stocks.
     """
     control = FakeKiwoomControl()
+    log_path = os.environ.get("KC_FAKE_KIWOOM_CALL_LOG")
+    if log_path:
+        control.call_log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - lives with the control
     hits = os.environ.get("KC_FAKE_KIWOOM_CONDITION_HITS", "")
     control.auto_condition_hits = [c for c in hits.split(",") if c]
     tick_ms = int(os.environ.get("KC_FAKE_KIWOOM_TICK_MS", "200"))

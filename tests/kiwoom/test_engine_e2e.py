@@ -87,3 +87,61 @@ def test_condition_search_hits_become_surge_alerts(redis_url: str, tmp_path: Any
         assert "거래량폭증" in alert["data"]["reason"]
         assert json.loads(eng.redis.lindex(eng.keys.state_surge, 0))["code"] == "035720"
         eng.stop()
+
+
+def test_redis_cli_buy_reaches_send_order_with_the_exact_arguments(
+    redis_server: Any, tmp_path: Any
+) -> None:
+    """The whole path the issue names: ``redis-cli`` buy → command consumer → ``SendOrder``
+    with the exact arguments → chejan → order, fill, position and account in Redis."""
+    import subprocess
+
+    if redis_server.cli_binary is None:
+        pytest.fail("redis-cli is needed for this test: make test installs redis-tools")
+    call_log = tmp_path / "calls.jsonl"
+    env = {
+        "KC_ENGINE_KIWOOM__CONTROL": FAKE,
+        "KC_FAKE_KIWOOM_TICK_MS": "100",
+        "KC_FAKE_KIWOOM_CALL_LOG": str(call_log),
+    }
+    with EngineProcess(redis_server.url, broker="kiwoom", env=env, log_dir=str(tmp_path)) as eng:
+        eng.wait_ready(timeout=30)
+        cli = [redis_server.cli_binary, "-h", redis_server.host, "-p", str(redis_server.port)]
+        command = '{"id":"cli-buy-1","cmd":"buy","code":"005930","qty":2,"price":72000}'
+        subprocess.run(cli + ["RPUSH", eng.keys.cmd, command], check=True, capture_output=True)
+        out = subprocess.run(
+            cli + ["BLPOP", eng.keys.reply("cli-buy-1"), "10"],
+            check=True, capture_output=True, text=True,
+        ).stdout.splitlines()  # fmt: skip
+        reply = json.loads(out[-1])
+        assert reply["ok"], reply
+        order_id = reply["result"]["order_id"]
+
+        sends = [
+            args
+            for sig, args in (json.loads(line) for line in call_log.read_text().splitlines())
+            if sig.startswith("SendOrder(")
+        ]
+        assert len(sends) == 1, sends  # placed exactly once
+        rqname, screen, account, order_type, code, qty, price, hoga, orig = sends[0]
+        assert (account, order_type, code, qty, price, hoga, orig) == (
+            "8012345611",
+            1,
+            "005930",
+            2,
+            72000,
+            "00",
+            "",
+        )
+        assert len(screen) == 4 and screen.isdigit() and screen != "0000" and rqname
+
+        _wait_event(eng, lambda e: e["type"] == "order" and e["data"]["order_id"] == order_id
+                    and e["data"]["status"] == "filled", "filled order")  # fmt: skip
+        _wait_event(
+            eng, lambda e: e["type"] == "fill" and e["data"]["order_id"] == order_id, "fill"
+        )
+        _wait_event(eng, lambda e: e["type"] == "position" and e["data"]["qty"] == 2, "position")
+        _wait_event(eng, lambda e: e["type"] == "account", "account")
+        assert json.loads(eng.redis.hget(eng.keys.state_positions, "005930"))["qty"] == 2
+        assert eng.redis.hget(eng.keys.state_account, "cash") is not None
+        eng.stop()
