@@ -1,10 +1,12 @@
 """``kc``: one console script, subcommands dispatched by module name.
 
-Each subcommand runs ``python -m <module>`` in a child process, so ``core`` never imports
+Each subcommand runs as ``python -m <module>`` (on POSIX the ``kc`` process becomes it with
+``exec``), so ``core`` never imports
 ``tui`` or ``engine32`` (the import contracts in ``pyproject.toml``), and each part keeps its
 own ``--help``.
 """
 
+import os
 import subprocess
 import sys
 from typing import Dict, List, Optional, Tuple
@@ -40,10 +42,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if name not in SUBCOMMANDS:
         print("kc: unknown command {!r}\n\n{}".format(name, usage()), file=sys.stderr)
         return 2
-    module = SUBCOMMANDS[name][0]
-    try:
-        return subprocess.call([sys.executable, "-m", module, *rest])
-    except KeyboardInterrupt:
+    argv_child = [sys.executable, "-m", SUBCOMMANDS[name][0], *rest]
+    if os.name == "posix":
+        # Become the subcommand: signals, exit status and the terminal are its own, with no
+        # middle process to forward Ctrl-C (and no second Ctrl-C landing in its clean-up).
+        os.execv(sys.executable, argv_child)
+    try:  # pragma: no cover - Windows has no exec that keeps the console
+        return subprocess.call(argv_child)
+    except KeyboardInterrupt:  # pragma: no cover
         return 130
 
 

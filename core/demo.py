@@ -93,6 +93,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("kc demo: {}".format(exc), file=sys.stderr)
         return 2
 
+    def stop_on_signal(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)  # unwinds through the clean-up below
+
+    # SIGTERM (kill, a service manager) and SIGHUP (the SSH terminal went away) clean up too.
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, stop_on_signal)
+
     data = Path(args.data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)
     prefix = cfg.redis.prefix
