@@ -21,6 +21,16 @@ from core.protocol import Keys
 
 READY_TIMEOUT_S = 30.0
 
+#: A demo is watched for minutes, not a trading day: shorter surge windows so the first alerts
+#: come within a minute or two (the product defaults in config.toml need 2 minutes of history
+#: and fire a few times an hour). Your own environment or flags still win.
+DEMO_SETTINGS: Dict[str, str] = {
+    "KC_SURGE__WINDOW_S": "30",
+    "KC_SURGE__BASELINE_S": "300",
+    "KC_SURGE__MIN_VOLUME_RATIO": "4",
+    "KC_SURGE__COOLDOWN_S": "120",
+}
+
 
 class Child:
     """A child process whose output goes to a log file; stopped politely, then firmly."""
@@ -109,6 +119,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     servers: list = []
     env = dict(os.environ)
     env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    for name, value in DEMO_SETTINGS.items():
+        env.setdefault(name, value)
     env.pop("KC_REDIS_PASSWORD", None)
     try:
         print("kc demo: starting Redis ...", flush=True)
