@@ -11,6 +11,9 @@ import tui_seed
 from tui_helpers import make_config, until
 
 from tui.app import KiwoomConsole
+from tui.screens.chart import ChartScreen
+from tui.screens.help import HelpScreen
+from tui.screens.ticket import TicketScreen
 
 pytestmark = pytest.mark.timeout(120)
 SIZE = (120, 40)
@@ -45,7 +48,10 @@ def test_main_screen(snap_compare, seeded_app) -> None:
 def test_order_ticket(snap_compare, seeded_app) -> None:
     async def run_before(pilot) -> None:
         await seeded_app.ready_for_snapshot(pilot)
-        await pilot.press("b", "up", "up")
+        await pilot.press("b")
+        await until(pilot.pause, lambda: isinstance(seeded_app.screen, TicketScreen), 10, "ticket")
+        await pilot.press("up", "up")
+        await pilot.wait_for_scheduled_animations()
         await pilot.pause(0.2)
 
     assert snap_compare(seeded_app, terminal_size=SIZE, run_before=run_before)
@@ -54,7 +60,10 @@ def test_order_ticket(snap_compare, seeded_app) -> None:
 def test_order_ticket_review_step(snap_compare, seeded_app) -> None:
     async def run_before(pilot) -> None:
         await seeded_app.ready_for_snapshot(pilot)
-        await pilot.press("down", "s", "enter")
+        await pilot.press("down", "s")
+        await until(pilot.pause, lambda: isinstance(seeded_app.screen, TicketScreen), 10, "ticket")
+        await pilot.press("enter")
+        await until(pilot.pause, lambda: seeded_app.screen.has_class("-reviewing"), 10, "review")
         await pilot.pause(0.2)
 
     assert snap_compare(seeded_app, terminal_size=SIZE, run_before=run_before)
@@ -64,6 +73,7 @@ def test_chart(snap_compare, seeded_app) -> None:
     async def run_before(pilot) -> None:
         await seeded_app.ready_for_snapshot(pilot)
         await pilot.press("enter")
+        await until(pilot.pause, lambda: isinstance(seeded_app.screen, ChartScreen), 10, "chart")
         await pilot.pause(0.3)
 
     assert snap_compare(seeded_app, terminal_size=SIZE, run_before=run_before)
@@ -73,6 +83,7 @@ def test_help(snap_compare, seeded_app) -> None:
     async def run_before(pilot) -> None:
         await seeded_app.ready_for_snapshot(pilot)
         await pilot.press("question_mark")
+        await until(pilot.pause, lambda: isinstance(seeded_app.screen, HelpScreen), 10, "help")
         await pilot.pause(0.2)
 
     assert snap_compare(seeded_app, terminal_size=SIZE, run_before=run_before)

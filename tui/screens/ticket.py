@@ -213,13 +213,13 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
             quote.append(fmt.krw(q.get("price") or 0), style=st)
             quote.append(f"  {fmt.change(chg)} {fmt.pct(q.get('change_pct') or 0.0)}", style=st)
             quote.append(
-                f"   Bid {fmt.krw(q.get('bid') or 0)}  Ask {fmt.krw(q.get('ask') or 0)}",
+                f"  Bid {fmt.krw(q.get('bid') or 0)} Ask {fmt.krw(q.get('ask') or 0)}",
                 style="dim",
             )
             base = store.base_price(code)
             if base:
                 lo, hi = limit_band(base)
-                quote.append(f"   Limits {lo:,} - {hi:,}", style="dim")
+                quote.append(f"  Limits {lo:,}-{hi:,}", style="dim")
         else:
             quote.append("no quote seen for this code yet", style="dim")
         self.query_one("#ticket-quote", Static).update(quote)
@@ -298,7 +298,7 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
         else:
             hint.update(
                 Text(
-                    "Enter: review   Up/Down: ±1 tick   PgUp/PgDn: ±10   Ctrl+T: limit/market   Esc: close",
+                    "Enter review  ↑↓ ±1 tick  PgUp/PgDn ±10  Ctrl+T limit/market  Esc close",
                     style="dim",
                 )
             )

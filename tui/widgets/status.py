@@ -59,18 +59,18 @@ class AccountLine(Static):
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(" Account ", style="bold")
         t.append(a.account or "-", style="bold")
-        t.append("   Cash ", style="dim")
+        t.append("  Cash ", style="dim")
         t.append(fmt.krw(a.cash))
-        t.append("   Orderable ", style="dim")
+        t.append("  Orderable ", style="dim")
         t.append(fmt.krw(a.orderable))
-        t.append("   Equity ", style="dim")
+        t.append("  Equity ", style="dim")
         t.append(fmt.krw(a.equity), style="bold")
         pnl = a.realized_pnl_today + a.unrealized_pnl
-        t.append("   Today P&L ", style="dim")
+        t.append("  P&L today ", style="dim")
         t.append(fmt.signed(pnl), style=fmt.sign_style(pnl))
-        t.append("  (real ", style="dim")
+        t.append(" (real ", style="dim")
         t.append(fmt.signed(a.realized_pnl_today), style=fmt.sign_style(a.realized_pnl_today))
-        t.append(" / unreal ", style="dim")
+        t.append(", unreal ", style="dim")
         t.append(fmt.signed(a.unrealized_pnl), style=fmt.sign_style(a.unrealized_pnl))
         t.append(")", style="dim")
         self.update(t)
@@ -104,7 +104,7 @@ class StatusBar(Static):
             t.append(f" ♥ {st.heartbeat_age_ms / 1000:.1f}s", style="bold red" if late else "dim")
         broker = st.broker or "-"
         mode = (st.mode or "").lower()
-        t.append("  │ ", style="dim")
+        t.append(" │ ", style="dim")
         t.append(broker, style="bold")
         if mode in ("real", "live"):
             t.append(" REAL MONEY", style="bold white on red")
@@ -112,18 +112,18 @@ class StatusBar(Static):
             t.append(" paper", style="cyan")
         elif mode:
             t.append(" mock", style="cyan")
-        t.append("  │ Redis ", style="dim")
+        t.append(" │ Redis ", style="dim")
         t.append(f"{st.rtt_ms:.1f} ms" if st.rtt_ms is not None else "-")
-        t.append("  │ writer ", style="dim")
+        t.append(" │ writer ", style="dim")
         t.append(writer_lag(st.writer, int(now.timestamp() * 1000)) if st.writer else "-")
         # The engine says which phase its market is in (the simulator may be always open);
         # without an engine, the real KRX day.
         phase = st.info.get("session") if st.alive else None
         ko, en = SESSION_WORDS.get(phase or session_at(now), ("", ""))
-        t.append("  │ ", style="dim")
+        t.append(" │ ", style="dim")
         t.append(f"{ko} {en}")
-        t.append("  │ ", style="dim")
-        t.append(now.strftime("%Y-%m-%d %H:%M:%S KST"), style="bold")
+        t.append(" │ ", style="dim")
+        t.append(now.strftime("%m-%d %H:%M:%S KST"), style="bold")
         self.update(t)
 
 
