@@ -12,7 +12,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .tables import Poison, Table, decode, grouped_rows
+from .fastpath import (
+    QUOTE_COPY_COLUMNS,
+    CopyRows,
+    base_micros,
+    encode_quotes,
+    envelope_time,
+    has_no_bools,
+    quote_tuples,
+    quotes_envelope,
+)
+from .tables import QUOTES, Poison, Table, decode, grouped_rows
 
 
 @dataclass(frozen=True)
@@ -39,7 +49,13 @@ def _text(v: Any) -> str:
 @dataclass
 class Batch:
     policy: BatchPolicy = field(default_factory=BatchPolicy)
+    #: keep well-formed batched quotes as binary COPY rows (for a sink that takes them)
+    copy_quotes: bool = False
+    #: take the hot path (:mod:`.fastpath`) for well-formed batched quotes
+    fast: bool = True
     rows: dict[str, list[tuple]] = field(default_factory=dict)
+    #: rows already in the binary COPY format, per table (see :mod:`.fastpath`)
+    encoded: dict[str, CopyRows] = field(default_factory=dict)
     tables: dict[str, Table] = field(default_factory=dict)
     ids: list[str] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
@@ -85,6 +101,8 @@ class Batch:
         raw = None
         if fields:
             raw = fields.get(b"e", fields.get("e"))
+            if self.fast and raw is not None and self._add_fast(sid, raw):
+                return
         try:
             if fields is None:
                 raise Poison("entry was deleted from the stream before it was written")
@@ -110,6 +128,40 @@ class Batch:
                 self.tables[table.name] = table
             bucket.extend(rows)
             self.row_count += len(rows)
+
+    def _add_fast(self, sid: str, raw: Any) -> bool:
+        """A well-formed batched ``quotes`` envelope, by the hot path; False for anything
+        else, which :meth:`add` then decodes and checks in full."""
+        head = quotes_envelope(raw)
+        if head is None:
+            return False
+        run, seq, ts, items = head
+        if self.copy_quotes:
+            base = base_micros(ts)
+            data = None if base is None else encode_quotes(run, seq, base, items, has_no_bools(raw))
+            if data is None:
+                return False
+            buf = self.encoded.get(QUOTES.name)
+            if buf is None:
+                buf = self.encoded[QUOTES.name] = CopyRows(QUOTES, QUOTE_COPY_COLUMNS)
+            buf.add(data, len(items))
+        else:
+            dt = envelope_time(ts)
+            rows = None if dt is None else quote_tuples(dt, run, seq, items)
+            if rows is None:
+                return False
+            bucket = self.rows.get(QUOTES.name)
+            if bucket is None:
+                bucket = self.rows[QUOTES.name] = []
+                self.tables[QUOTES.name] = QUOTES
+            bucket.extend(rows)
+        self.envelopes += 1
+        self.raws.append((sid, raw))
+        self.seqs.setdefault(run, []).append(seq)
+        if ts > self.newest_ms:
+            self.newest_ms = ts
+        self.row_count += len(items)
+        return True
 
     def by_table(self) -> list[tuple[Table, list[tuple]]]:
         return [(self.tables[name], rows) for name, rows in self.rows.items()]

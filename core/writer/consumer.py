@@ -51,6 +51,9 @@ log = logging.getLogger("core.writer")
 
 GROUP = "writer"
 
+#: Stream entries decoded between two yields to the event loop (about 1 ms of work).
+DECODE_SLICE = 8
+
 # Writer states (field ``state`` of ``P:writer``).
 STARTING = "starting"
 RECOVERING = "recovering"
@@ -261,7 +264,7 @@ class Writer:
             inflight: asyncio.Task[None] | None = None
             try:
                 while not self.stopping:
-                    batch = Batch(self.policy)
+                    batch = self._new_batch()
                     await self._fill(batch)
                     if inflight is not None:
                         await inflight
@@ -414,6 +417,8 @@ class Writer:
         async with conn.transaction():
             for table, rows in batch.by_table():
                 await self.sink.write(conn, table, rows)
+            for encoded in batch.encoded.values():
+                await self.sink.write_copy(conn, encoded)
             if dead:
                 await conn.execute(
                     "INSERT INTO dead_letters (stream_id, reason, raw, run, seq) "
@@ -535,7 +540,7 @@ class Writer:
         dead = list(batch.dead)
         try:
             for sid, raw in batch.raws:
-                one = Batch(self.policy)
+                one = self._new_batch()
                 one.add(sid, {b"e": raw})
                 try:
                     known = await self._write(self._db, one, [], known)
@@ -543,7 +548,7 @@ class Writer:
                     run, seq = next(iter(one.seqs.items()), (None, [None]))
                     reason = f"the database refused it: {type(exc).__name__}: {exc}"
                     dead.append(DeadLetter(sid, reason, _text(raw), run, seq[0]))
-            return await self._write(self._db, Batch(self.policy), dead, known, found_gaps)
+            return await self._write(self._db, self._new_batch(), dead, known, found_gaps)
         except DB_CONNECTION_ERRORS as exc:
             await self._db_trouble(exc, "writing entry by entry")
             return None
@@ -604,7 +609,7 @@ class Writer:
 
     async def _write_entries(self, entries: list) -> None:
         for chunk_start in range(0, len(entries), max(1, self.policy.max_rows)):
-            batch = Batch(self.policy)
+            batch = self._new_batch()
             for sid, fields in entries[chunk_start : chunk_start + self.policy.max_rows]:
                 batch.add(sid, fields or None)
             await self._commit(batch)
@@ -731,8 +736,13 @@ class Writer:
                     continue
                 return
             self.caught_up.clear()
-            for sid, fields in entries:
+            for k, (sid, fields) in enumerate(entries, 1):
                 batch.add(sid, fields)
+                if k % DECODE_SLICE == 0:
+                    # Let the batch being written take its next step (its COPY, its COMMIT)
+                    # now, not after all of this read is decoded: the database then works
+                    # while Python decodes.
+                    await asyncio.sleep(0)
             if self.state in (STARTING, RECOVERING):
                 self.state = RUNNING
 
@@ -872,6 +882,10 @@ class Writer:
         return f
 
     # --- helpers --------------------------------------------------------------------------
+
+    def _new_batch(self) -> Batch:
+        """A batch that keeps quotes as binary COPY rows when the sink takes them."""
+        return Batch(self.policy, copy_quotes=bool(self.sink and self.sink.binary_copy))
 
     def _error(self, text: str) -> None:
         text = redact(text)

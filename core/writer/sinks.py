@@ -19,6 +19,7 @@ from typing import Protocol
 
 import asyncpg
 
+from .fastpath import CopyRows
 from .tables import Table
 
 log = logging.getLogger(__name__)
@@ -28,10 +29,15 @@ Connect = Callable[[], Awaitable[asyncpg.Connection]]
 
 class Sink(Protocol):
     name: str
+    #: takes rows already in the binary COPY format (:meth:`write_copy`)
+    binary_copy: bool
 
     async def write(self, conn: asyncpg.Connection, table: Table, rows: Sequence[tuple]) -> None:
         """Insert ``rows`` (in ``table.columns`` order), skipping ones already there. Runs
         inside the caller's transaction."""
+
+    async def write_copy(self, conn: asyncpg.Connection, rows: CopyRows) -> None:
+        """Like :meth:`write`, for rows already encoded (only when :attr:`binary_copy`)."""
 
     def reset(self) -> None:
         """Forget per-connection state (called after a reconnect)."""
@@ -46,6 +52,7 @@ class UnnestSink:
     round trip, one prepared statement per table, works on every server (PGlite included)."""
 
     name = "unnest"
+    binary_copy = False
 
     def __init__(self) -> None:
         self._sql: dict[str, str] = {}
@@ -70,6 +77,9 @@ class UnnestSink:
         columns = [list(c) for c in zip(*rows)]
         await conn.execute(self.sql(table), *columns)
 
+    async def write_copy(self, conn: asyncpg.Connection, rows: CopyRows) -> None:
+        raise TypeError("the unnest sink takes rows as tuples, not binary COPY data")
+
 
 class CopySink:
     """Binary ``COPY`` straight into the table; when a row is already there, ``COPY`` into a
@@ -77,6 +87,7 @@ class CopySink:
     NOTHING`` from it. The fastest path where the server supports COPY."""
 
     name = "copy"
+    binary_copy = True
 
     def __init__(self) -> None:
         self._staged: set[tuple[int, str]] = set()
@@ -98,19 +109,38 @@ class CopySink:
     async def write(self, conn: asyncpg.Connection, table: Table, rows: Sequence[tuple]) -> None:
         if not rows:
             return
+        columns = list(table.column_names)
+
+        async def copy(into: str) -> None:
+            await conn.copy_records_to_table(into, records=rows, columns=columns)
+
+        await self._write(conn, table, copy)
+
+    async def write_copy(self, conn: asyncpg.Connection, rows: CopyRows) -> None:
+        if not rows.count:
+            return
+        data = rows.payload()
+        columns = list(rows.columns)
+
+        async def copy(into: str) -> None:
+            await conn.copy_to_table(into, source=data, columns=columns, format="binary")
+
+        await self._write(conn, rows.table, copy)
+
+    async def _write(
+        self, conn: asyncpg.Connection, table: Table, copy: Callable[[str], Awaitable[None]]
+    ) -> None:
         # Usually none of the rows is there yet: COPY straight into the table, in a savepoint.
         # If one is (a batch written again after a crash), the COPY fails as a whole, the
         # savepoint undoes it, and the rows go through the staging table and ON CONFLICT.
         try:
             async with conn.transaction():
-                await conn.copy_records_to_table(
-                    table.name, records=rows, columns=list(table.column_names)
-                )
+                await copy(table.name)
             return
         except asyncpg.UniqueViolationError:
             pass
         stage = await self._stage(conn, table)
-        await conn.copy_records_to_table(stage, records=rows, columns=list(table.column_names))
+        await copy(stage)
         cols = ", ".join(table.column_names)
         await conn.execute(
             f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {stage} " + _conflict(table)
