@@ -16,7 +16,7 @@ from typing import IO, Dict, List, Optional
 import redis
 
 from core.config import ConfigError, load_config
-from core.devservers import PostgresServer, RedisServer
+from core.devservers import PostgresServer, RedisServer, pdeathsig_hook
 from core.protocol import Keys
 
 READY_TIMEOUT_S = 30.0
@@ -39,8 +39,15 @@ class Child:
         self.name = name
         self.log_path = log_path
         self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 - lives as long as the child
+        # SIGTERM reaches the child if the demo dies without cleaning up (kill -9), on Linux.
+        hook = pdeathsig_hook(signal.SIGTERM)
         self.proc = subprocess.Popen(
-            argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            argv,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=hook,  # noqa: PLW1509 - only prctl, safe after fork
         )
 
     def alive(self) -> bool:
@@ -63,6 +70,14 @@ class Child:
             )
         except OSError:
             return ""
+
+
+def say(text: str) -> None:
+    """Print a progress line; a terminal that has gone away (SSH dropped) is not an error."""
+    try:
+        print(text, flush=True)
+    except OSError:
+        pass
 
 
 def wait_engine_ready(url: str, keys: Keys, engine: Child, timeout: float) -> None:
@@ -123,7 +138,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         env.setdefault(name, value)
     env.pop("KC_REDIS_PASSWORD", None)
     try:
-        print("kc demo: starting Redis ...", flush=True)
+        say("kc demo: starting Redis ...")
         redis_server = RedisServer(data / "redis")
         redis_server.start()
         servers.append(redis_server)
@@ -132,7 +147,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         dsn = ""
         if not args.no_db:
-            print("kc demo: starting PostgreSQL ...", flush=True)
+            say("kc demo: starting PostgreSQL ...")
             pg = PostgresServer(data / "postgres")
             pg.start()
             servers.append(pg)
@@ -154,7 +169,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             engine_argv += ["--config", args.config]
         if args.seed is not None:
             env["KC_SIM__SEED"] = str(args.seed)
-        print("kc demo: starting the simulated market engine ...", flush=True)
+        say("kc demo: starting the simulated market engine ...")
         engine = Child("engine", engine_argv, data / "engine.log", env)
         children.append(engine)
         if dsn:
@@ -171,10 +186,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             ]
             children.append(Child("writer", writer_argv, data / "writer.log", env))
         wait_engine_ready(redis_server.url, keys, engine, READY_TIMEOUT_S)
-        print("kc demo: ready — Redis {}, logs in {}".format(redis_server.url, data), flush=True)
+        say("kc demo: ready — Redis {}, logs in {}".format(redis_server.url, data))
 
         if args.no_tui:
-            print("kc demo: running without the console; Ctrl-C stops everything", flush=True)
+            say("kc demo: running without the console; Ctrl-C stops everything")
             try:
                 while all(c.alive() for c in children):
                     time.sleep(0.5)
@@ -191,11 +206,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("kc demo: {}".format(exc), file=sys.stderr)
         return 1
     finally:
+        # A closing terminal may send more than one signal: nothing may cut the clean-up short.
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                signal.signal(sig, signal.SIG_IGN)
         for child in reversed(children):
             child.stop()
         for server in reversed(servers):
             server.stop()
-        print("kc demo: stopped everything", flush=True)
+        say("kc demo: stopped everything")
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ def _stop_all() -> None:
             server.stop()
 
 
-def _pdeathsig_hook(sig: int):
+def pdeathsig_hook(sig: int):
     """A preexec_fn asking Linux to send ``sig`` to the child when its parent dies.
 
     Linux ties this to the *thread* that forked, so it is only used from the main thread
@@ -256,7 +256,7 @@ class _Server:
             "start_new_session": True,  # its own process group, which stop() kills
             "cwd": str(self.data_dir),
         }
-        hook = _pdeathsig_hook(self.stop_signal)
+        hook = pdeathsig_hook(self.stop_signal)
         if hook is not None:
             kwargs["preexec_fn"] = hook
         kwargs.update(self._popen_kwargs())

@@ -35,8 +35,17 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
-def test_demo_runs_the_whole_system_and_cleans_up(tmp_path: Path, stop_signal: int) -> None:
+@pytest.mark.parametrize(
+    "stop_signals",
+    [
+        [signal.SIGINT],
+        [signal.SIGTERM],
+        [signal.SIGHUP, signal.SIGTERM],  # a closing terminal: hang-up, then terminate
+        [signal.SIGKILL],  # no clean-up at all: the children must still not outlive it
+    ],
+    ids=["SIGINT", "SIGTERM", "SIGHUP+SIGTERM", "SIGKILL"],
+)
+def test_demo_runs_the_whole_system_and_cleans_up(tmp_path: Path, stop_signals: list) -> None:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     env.pop("KC_REDIS_URL", None)
     proc = subprocess.Popen(
@@ -76,11 +85,17 @@ def test_demo_runs_the_whole_system_and_cleans_up(tmp_path: Path, stop_signal: i
         assert client.hget("kc:writer", "last_commit_ts"), client.hgetall("kc:writer")
         client.close()
     finally:
-        proc.send_signal(stop_signal)
+        for sig in stop_signals:
+            proc.send_signal(sig)
+            time.sleep(0.05)
         out, _ = proc.communicate(timeout=60)
         lines.append(out or "")
     text = "".join(lines)
-    assert proc.returncode in (0, 128 + stop_signal), text
-    assert "stopped everything" in text
+    if stop_signals != [signal.SIGKILL]:
+        assert proc.returncode in (0, 128 + stop_signals[0]), text
+        assert "stopped everything" in text
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and (pid_alive(engine_pid) or port_open(port)):
+        time.sleep(0.1)
     assert not pid_alive(engine_pid), "the engine outlived the demo"
     assert not port_open(port), "Redis outlived the demo"
