@@ -1,20 +1,28 @@
 """The command thread: takes commands from ``P:cmd`` and hands them to the Qt thread.
 
-It blocks on ``BLMOVE P:cmd P:cmd:processing LEFT RIGHT`` (producers ``RPUSH``, so commands
-are taken first in, first out), so a command survives a crash in ``P:cmd:processing``. Per
-command, in this order, all off the Qt thread:
+Commands are taken first in, first out (producers ``RPUSH``) into ``P:cmd:processing``, so a
+command survives a crash there. The take and the at-most-once claim cost ONE round trip: one
+pipeline of ``BLMOVE P:cmd P:cmd LEFT LEFT`` (waits for a command and leaves it where it is)
+and :data:`TAKE_SCRIPT`, which moves the head of ``P:cmd`` to ``P:cmd:processing`` and, when
+the command's id can be read, claims it (``SET P:seen:<id> running NX EX dedupe_ttl``) or
+returns the first reply of an id already claimed. Where scripts are refused (an ACL without
+``EVAL``) the thread takes with ``BLMOVE P:cmd P:cmd:processing LEFT RIGHT`` and claims with
+its own ``SET NX``, a second round trip. Per command, in this order, all off the Qt thread:
 
 1. parse and validate (:func:`core.protocol.parse_command`): a malformed one is answered
    with its error (addressed by the id when it could be read);
 2. staleness by the Redis server's clock: ``ts + ttl_ms`` older than the server's now
    (``TIME``, re-read every :data:`CLOCK_EVERY_S`) is answered ``STALE``, never run;
-3. the at-most-once claim ``SET P:seen:<id> running NX EX dedupe_ttl``: a repeated id is
-   answered ``DUPLICATE`` with the first reply (or "still running");
+3. the at-most-once claim ``SET P:seen:<id> running NX EX dedupe_ttl`` (made by the script,
+   or here): a repeated id is answered ``DUPLICATE`` with the first reply (or "still
+   running");
 4. the command goes to the Qt thread, which runs it and has the publisher write the reply,
    store it in ``P:seen:<id>`` and remove the command from ``P:cmd:processing``.
 
 Invalid and stale commands do not claim their id: they were never run, so a corrected
-command may reuse it. Before taking anything new the thread applies the restart rule:
+command may reuse it (a claim the script made for one is deleted before the next command is
+taken). The Python checks decide; the script's claim only saves the round trip when it
+claimed the very id :func:`parse_command` reads. Before taking anything new the thread applies the restart rule:
 everything left in ``P:cmd:processing`` moves to ``P:cmd:dead`` and is answered
 ``ENGINE_RESTARTED`` (unless ``P:seen:<id>`` shows it was answered already).
 """
@@ -32,6 +40,8 @@ from core.config import redact
 from core.protocol import Command, Keys, ProtocolError, make_reply, parse_command
 from core.protocol.errors import DUPLICATE, ENGINE_RESTARTED, STALE
 
+from .publisher import held_connection, send_packed
+
 log = logging.getLogger("engine32.consumer")
 
 #: How long one BLMOVE waits (seconds); bounds how quickly the thread notices a stop.
@@ -40,6 +50,37 @@ BLOCK_S = 0.5
 CLOCK_EVERY_S = 10.0
 #: Value of ``P:seen:<id>`` while the command runs.
 RUNNING = "running"
+
+#: Take the head of P:cmd (KEYS[1]) into P:cmd:processing (KEYS[2]) and claim its id, if it
+#: can be read, in P:seen:<id> (ARGV[1] is the P:seen: prefix, ARGV[2] the TTL in seconds).
+#: Returns nil (nothing to take), {raw} (no readable id), {raw, id, 1} (claimed) or
+#: {raw, id, 0[, first reply]} (claimed before). Nothing after the LMOVE can raise, so a
+#: command is never moved without being returned.
+TAKE_SCRIPT = """
+local raw = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+if not raw then return false end
+local ok, obj = pcall(cjson.decode, raw)
+if not ok or type(obj) ~= 'table' then return {raw} end
+local id = obj['id']
+if type(id) ~= 'string' or #id > 64 or not string.match(id, '^[A-Za-z0-9_%.:%-]+$') then
+  return {raw}
+end
+local key = ARGV[1] .. id
+local set = redis.pcall('SET', key, 'running', 'NX', 'EX', ARGV[2])
+if type(set) == 'table' and set['ok'] then return {raw, id, 1} end
+if type(set) == 'table' and set['err'] then return {raw} end
+local first = redis.pcall('GET', key)
+if type(first) ~= 'string' then return {raw, id, 0} end
+return {raw, id, 0, first}
+"""
+
+
+class Claim(NamedTuple):
+    """What the take script did about the id of the command it took."""
+
+    id: str
+    claimed: bool  # True: it set P:seen:<id>; False: the id was claimed before
+    first: Optional[bytes]  # the value of P:seen:<id> when claimed before
 
 
 class Taken(NamedTuple):
@@ -98,6 +139,11 @@ class CommandConsumer:
         self._held: "collections.Counter[bytes]" = collections.Counter()
         self._held_lock = threading.Lock()
         self.reconnects = 0
+        #: take and claim in one round trip (False once Redis refuses the script)
+        self.take_script = True
+        self._unfinished_claim: Optional[Claim] = None
+        self._take_conn: Any = None  # a connection of the current client, for the take
+        self._take_packed: Any = None
         self.restart_rule_done = threading.Event()
         self.connected = False
         self.last_error = ""
@@ -128,6 +174,7 @@ class CommandConsumer:
                 if client is None:
                     client = self._factory()
                     client.ping()
+                    self._take_conn = None
                     self._sync_clock(client)
                     if ever:
                         self.reconnects += 1
@@ -140,23 +187,23 @@ class CommandConsumer:
                     self.restart_rule_done.set()
                 if time.monotonic() - self._clock_at > CLOCK_EVERY_S:
                     self._sync_clock(client)
+                claim: Optional[Claim] = None
                 if self._unfinished is not None:
                     # Taken before the connection broke, not yet handed over: finish it now
                     # (if its id was claimed just before the break, it is refused DUPLICATE).
                     raw: Optional[bytes] = self._unfinished
+                    claim = self._unfinished_claim
                 else:
-                    raw = client.blmove(
-                        self.keys.cmd, self.keys.cmd_processing, BLOCK_S, "LEFT", "RIGHT"
-                    )
+                    raw, claim = self._take(client)
                     if raw is not None:
                         self.taken += 1
                         with self._held_lock:
                             self._held[raw] += 1
                 backoff = 0.1
                 if raw is not None:
-                    self._unfinished = raw
-                    self._handle(client, raw)
-                    self._unfinished = None
+                    self._unfinished, self._unfinished_claim = raw, claim
+                    self._handle(client, raw, claim)
+                    self._unfinished, self._unfinished_claim = None, None
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 if self.connected:
                     log.warning("command thread lost Redis at %s: %s", redact(self._url), exc)
@@ -252,11 +299,53 @@ class CommandConsumer:
         self.deliver(Taken(None, None, reply, bool(cmd_id), _now_ms()))
         return 1
 
-    def _handle(self, client: "redis.Redis", raw: bytes) -> None:
+    def _take(self, client: "redis.Redis") -> Tuple[Optional[bytes], Optional[Claim]]:
+        """The next command (None after :data:`BLOCK_S` without one) and the script's claim."""
+        if not self.take_script:
+            raw = client.blmove(self.keys.cmd, self.keys.cmd_processing, BLOCK_S, "LEFT", "RIGHT")
+            return raw, None
+        if self._take_conn is None:
+            self._take_conn = held_connection(client)
+            self._take_packed = self._take_conn.pack_commands(
+                [
+                    # wait for a command, and leave it where it is
+                    ("BLMOVE", self.keys.cmd, self.keys.cmd, "LEFT", "LEFT", BLOCK_S),
+                    ("EVAL", TAKE_SCRIPT, 2, self.keys.cmd, self.keys.cmd_processing)
+                    + (self.keys.seen(""), self.dedupe_ttl_s),
+                ]
+            )
+        waited, taken = send_packed(self._take_conn, self._take_packed, 2)
+        refused = [r for r in (waited, taken) if isinstance(r, redis.ResponseError)]
+        if refused:
+            # e.g. NOPERM for EVAL: the script never ran, nothing was taken. (A script that
+            # ran has taken what it returns, even when the BLMOVE before it was refused.)
+            log.warning(
+                "Redis refused the take-and-claim pipeline (%s); taking with BLMOVE and "
+                "claiming with SET NX (one more round trip per command)",
+                refused[0],
+            )
+            self.take_script = False
+            if isinstance(taken, redis.ResponseError):
+                return None, None
+        if not taken:
+            return None, None
+        raw = taken[0]
+        if len(taken) < 3:
+            return raw, None
+        cmd_id = taken[1].decode("utf-8") if isinstance(taken[1], bytes) else str(taken[1])
+        return raw, Claim(cmd_id, taken[2] == 1, taken[3] if len(taken) > 3 else None)
+
+    def _release(self, client: "redis.Redis", claim: Optional[Claim]) -> None:
+        """Undo the script's claim of a command that is not run (invalid, stale, another id)."""
+        if claim is not None and claim.claimed:
+            client.delete(self.keys.seen(claim.id))
+
+    def _handle(self, client: "redis.Redis", raw: bytes, claim: Optional[Claim] = None) -> None:
         taken_ms = _now_ms()
         try:
             command = parse_command(raw)
         except ProtocolError as exc:
+            self._release(client, claim)
             reply = make_reply(exc.cmd_id, exc.cmd, error=exc)
             self.deliver(Taken(raw, None, reply, False, taken_ms))
             return
@@ -265,6 +354,7 @@ class CommandConsumer:
             ttl = command.ttl_ms or self.cmd_ttl_ms
             server_now = taken_ms + self.clock_offset_ms
             if command.ts + ttl < server_now:
+                self._release(client, claim)
                 error = ProtocolError(
                     STALE,
                     "command is {:,} ms old by the Redis server's clock, older than its ttl_ms "
@@ -278,11 +368,21 @@ class CommandConsumer:
                 return
 
         if command.id:
-            seen_key = self.keys.seen(command.id)
-            if not client.set(seen_key, RUNNING, nx=True, ex=self.dedupe_ttl_s):
-                first_raw = client.get(seen_key)
-                self.deliver(Taken(raw, None, duplicate_reply(command, first_raw), False, taken_ms))
-                return
+            if claim is not None and claim.id == command.id:
+                if not claim.claimed:
+                    reply = duplicate_reply(command, claim.first)
+                    self.deliver(Taken(raw, None, reply, False, taken_ms))
+                    return
+            else:
+                self._release(client, claim)
+                seen_key = self.keys.seen(command.id)
+                if not client.set(seen_key, RUNNING, nx=True, ex=self.dedupe_ttl_s):
+                    first_raw = client.get(seen_key)
+                    reply = duplicate_reply(command, first_raw)
+                    self.deliver(Taken(raw, None, reply, False, taken_ms))
+                    return
+        else:
+            self._release(client, claim)
         self.deliver(Taken(raw, command, None, bool(command.id), taken_ms))
 
 
