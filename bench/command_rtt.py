@@ -31,6 +31,26 @@ GOAL_P99_MS = 2.0
 EXTRA = json.loads(os.environ.get("RTT_EXTRA", "{}"))
 
 
+def cpu_times() -> List[int]:
+    """The machine's CPU counters (/proc/stat: user nice system idle iowait irq softirq steal),
+    to tell how busy the machine was while the figures were taken; [] where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return []
+
+
+def machine_busy(before: List[int], after: List[int]) -> str:
+    """'busy N %, steal M %' of all cores between two :func:`cpu_times`."""
+    if not before or not after:
+        return "machine load unknown"
+    d = [b - a for a, b in zip(before, after)]
+    total = sum(d) or 1
+    busy = total - d[3] - d[4]
+    return "machine busy {:.0%}, steal {:.0%}".format(busy / total, d[7] / total)
+
+
 def percentile(samples: List[float], pct: float) -> float:
     ordered = sorted(samples)
     index = min(len(ordered) - 1, max(0, int(round(pct / 100.0 * len(ordered) + 0.5)) - 1))
@@ -92,6 +112,7 @@ def main() -> int:
 
                 return one
 
+            cpu0 = cpu_times()
             raw = summary("raw PING", measure(args.pings, lambda i: client.ping()))
             ping = summary("ping", measure(args.pings, roundtrip({"cmd": "ping"})))
             buy = summary(
@@ -101,6 +122,8 @@ def main() -> int:
                     roundtrip({"cmd": "buy", "code": "005930", "qty": 1, "type": "market"}),
                 ),
             )
+            busy = machine_busy(cpu0, cpu_times())
+            print("while measuring: {} ({} cores, shared)".format(busy, os.cpu_count()))
             client.close()
             eng.stop()
         finally:
@@ -110,8 +133,8 @@ def main() -> int:
     load = os.getloadavg()[0]
     why = ""
     if not met:
-        why = " (load average {:.1f} on {} cores shared with other processes; raw PING p99 {:.2f} ms)".format(
-            load, os.cpu_count(), raw["p99"]
+        why = " (load average {:.1f}, {}, on {} cores shared with other processes; raw PING p99 {:.2f} ms)".format(
+            load, busy, os.cpu_count(), raw["p99"]
         )
     print(
         "command_rtt: ping p50 {:.2f} ms p99 {:.2f} ms; sim buy p50 {:.2f} ms p99 {:.2f} ms; raw PING p50 {:.2f} ms "
