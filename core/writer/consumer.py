@@ -51,6 +51,9 @@ log = logging.getLogger("core.writer")
 
 GROUP = "writer"
 
+#: Entries asked for by the first read, before the rows an entry brings are known.
+FIRST_READ_COUNT = 50
+
 #: Stream entries decoded between two yields to the event loop (about 1 ms of work).
 DECODE_SLICE = 8
 
@@ -693,9 +696,16 @@ class Writer:
             try:
                 await self._check_trimmed()
                 # entries to ask for: the rows still wanted over the rows an entry brings
-                per_entry = self.stats.rows / self.stats.entries if self.stats.entries else 1.0
+                # (until an entry has been seen, a few: entries of 20 quotes each would
+                # otherwise make a first batch of read_count x 20 rows, decoded with no
+                # database work to overlap)
+                seen_entries = self.stats.entries + len(batch.ids)
                 room = self.policy.max_rows - batch.row_count - len(batch.dead)
-                room = int(room / max(1.0, per_entry))
+                if seen_entries:
+                    per_entry = (self.stats.rows + batch.row_count) / seen_entries
+                    room = int(room / max(1.0, per_entry))
+                else:
+                    room = min(room, FIRST_READ_COUNT)
                 reply = await r.xreadgroup(
                     GROUP,
                     self.consumer,
