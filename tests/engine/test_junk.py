@@ -8,39 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.protocol import COMMANDS
+from tests.strategies import field_names, json_values
 
-json_leaf = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-(2**63), 2**63),
-    st.floats(allow_nan=False),
-    st.text(max_size=20),
-)
-json_value = st.recursive(
-    json_leaf,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
-field_names = st.sampled_from(
-    [
-        "id",
-        "cmd",
-        "ts",
-        "ttl_ms",
-        "code",
-        "qty",
-        "price",
-        "type",
-        "order_id",
-        "codes",
-        "cancel_open",
-        "client",
-        "x",
-    ]
-)
-near_miss = st.dictionaries(field_names, json_value, max_size=6).flatmap(
+near_miss = st.dictionaries(field_names, json_values, max_size=6).flatmap(
     lambda d: st.sampled_from(COMMANDS + ("", "BUY", "launch")).map(lambda c: dict(d, cmd=c))
 )
 plausible = st.fixed_dictionaries(
@@ -57,7 +27,7 @@ plausible = st.fixed_dictionaries(
 junk = st.one_of(
     st.binary(max_size=64),
     st.text(max_size=64).map(lambda t: t.encode("utf-8")),
-    json_value.map(lambda v: json.dumps(v).encode()),
+    json_values.map(lambda v: json.dumps(v).encode()),
     near_miss.map(lambda d: json.dumps(d).encode()),
     plausible.map(lambda d: json.dumps(d).encode()),
 )

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from core.protocol import ProtocolError, make_command, make_reply, parse_command
 from core.protocol.commands import COMMANDS, decode_reply, encode_reply
 from core.protocol.errors import BAD_JSON, ERROR_CODES, INVALID_ARGUMENT, UNKNOWN_COMMAND
+from tests.strategies import field_names, json_values
 
 
 def error_of(raw):
@@ -149,30 +150,6 @@ def test_reply_shapes():
         decode_reply('{"ok": false, "error": {"code": "NOPE"}}')
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=12,
-)
-field_names = st.sampled_from(
-    [
-        "id",
-        "cmd",
-        "ts",
-        "ttl_ms",
-        "code",
-        "qty",
-        "price",
-        "type",
-        "order_id",
-        "codes",
-        "cancel_open",
-        "client",
-        "x",
-    ]
-)
 plausible = st.dictionaries(
     field_names,
     st.one_of(
