@@ -1,9 +1,8 @@
 """``kc``: one console script, subcommands dispatched by module name.
 
 Each subcommand runs as ``python -m <module>`` (on POSIX the ``kc`` process becomes it with
-``exec``), so ``core`` never imports
-``tui`` or ``engine32`` (the import contracts in ``pyproject.toml``), and each part keeps its
-own ``--help``.
+``exec``), so ``core`` never imports ``tui`` or ``engine32`` (the import contracts in
+``pyproject.toml``), and each part keeps its own ``--help``.
 """
 
 import os
