@@ -265,6 +265,8 @@ class Engine(BrokerListener):
             "last_error": last_error,
             "heartbeat_ms": self.config.engine.heartbeat_ms,
             "session": self.broker.market_session(),
+            "session_nxt": self.broker.market_session_nxt(),
+            "session_note": self.broker.market_note(),
         }
 
     def publish_status(self) -> None:

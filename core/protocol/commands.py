@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any, Dict, Optional, Tuple, Union
 
-from . import krx
+from . import krx, sessions
 from .envelope import now_ms
 from .errors import (
     BAD_JSON,
@@ -51,8 +51,8 @@ TRADING_COMMANDS = ("buy", "sell", "cancel", "modify", "cancel_all")
 COMMON_FIELDS = ("id", "cmd", "ts", "ttl_ms", "client")
 ARGUMENTS = {
     "ping": (),
-    "buy": ("code", "qty", "price", "type"),
-    "sell": ("code", "qty", "price", "type"),
+    "buy": ("code", "qty", "price", "type", "venue"),
+    "sell": ("code", "qty", "price", "type", "venue"),
     "cancel": ("order_id",),
     "modify": ("order_id", "qty", "price"),
     "cancel_all": ("code",),
@@ -80,6 +80,12 @@ class Command:
     order_id: Optional[str] = None
     codes: Tuple[str, ...] = ()
     cancel_open: bool = False
+    venue: Optional[str] = None  # buy/sell: KRX (when omitted) | NXT | SOR
+
+    @property
+    def order_venue(self) -> str:
+        """The venue of an order command (``KRX`` when the command names none)."""
+        return self.venue or sessions.DEFAULT_VENUE
 
     @property
     def side(self) -> str:
@@ -328,7 +334,13 @@ def _parse_order(check: _Checker) -> Dict[str, Any]:
         assert price is not None
         if not krx.is_on_tick(price):
             raise check.fail("price", krx.check_price(price, price))
-    return {"code": code, "qty": qty, "price": price, "type": kind}
+    venue = obj.get("venue")
+    if venue is not None:
+        try:
+            venue = sessions.parse_venue(venue)
+        except ValueError as exc:
+            raise check.fail("venue", str(exc)) from None
+    return {"code": code, "qty": qty, "price": price, "type": kind, "venue": venue}
 
 
 def _parse_codes(check: _Checker) -> Tuple[str, ...]:
