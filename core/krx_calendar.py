@@ -43,6 +43,12 @@ HOLIDAYS: Dict[str, str] = {{
 '''
 
 
+def _common(name: str) -> str:
+    for official, common in COMMON_NAMES.items():
+        name = name.replace(official, common)
+    return name
+
+
 def xkrx_holidays(first: int, last: int) -> Dict[datetime.date, str]:
     import holidays
 
@@ -50,7 +56,7 @@ def xkrx_holidays(first: int, last: int) -> Dict[datetime.date, str]:
     cal = holidays.financial_holidays("XKRX", years=range(first, last + 1), language="ko")
     for day, name in sorted(cal.items()):
         if day.weekday() < 5:
-            names = [COMMON_NAMES.get(n.strip(), n.strip()) for n in name.split(";")]
+            names = [_common(n.strip()) for n in name.split(";")]
             out[day] = ", ".join(dict.fromkeys(names))
     return out
 
