@@ -112,7 +112,7 @@ KRX_DAY: Tuple[Phase, ...] = (
     Phase(KRX, "closing_auction", _s("15:20"), _s("15:30"), "장마감동시호가", "closing auction",
           (LIMIT, MARKET), AUCTION),
     Phase(KRX, "post_close_wait", _s("15:30"), _s("15:40"), "시간외종가접수",
-          "after-hours close: orders taken, matched from 15:40", (LIMIT,), NO_MATCH, CLOSE_ONLY),
+          "after-hours close intake (matched from 15:40)", (LIMIT,), NO_MATCH, CLOSE_ONLY),
     Phase(KRX, "post_close_price", _s("15:40"), _s("16:00"), "장후시간외종가",
           "after-hours at the close", (LIMIT,), AT_CLOSE, CLOSE_ONLY),
     Phase(KRX, "after_hours_single", _s("16:00"), _s("18:00"), "시간외단일가",
@@ -353,10 +353,10 @@ def auction_due(phase: Phase, before: datetime.datetime, after: datetime.datetim
     if phase.matching != AUCTION:
         return False
     b, a = _kst(before), _kst(after)
-    if b.date() != a.date():
-        return True  # the day rolled over: the phase that was running has ended
     bs = b.hour * 3600 + b.minute * 60 + b.second
     as_ = a.hour * 3600 + a.minute * 60 + a.second
+    if b.date() != a.date():
+        as_ = DAY_END  # the day rolled over: what was left of ``before``'s day has passed
     every = phase.auction_every_s or (phase.end - phase.start)
     t = phase.start + every
     while t <= phase.end:

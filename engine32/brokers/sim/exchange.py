@@ -586,7 +586,11 @@ class SimExchange:
         if self.sessions != "always":
             before, after = kst_time(self._last_ms), kst_time(now_ms)
             for venue, old, new in ((KRX, self.krx_phase, kp), (NXT, self.nxt_phase, np_)):
-                for phase in (old,) if old == new else (old, new):
+                # Every auction due since the last step, even of a phase a long step skipped.
+                day_phases = S.DAYS[venue] if venue == KRX or self.sessions == "krx+nxt" else ()
+                if not S.is_trading_day(before.date()):
+                    day_phases = ()
+                for phase in day_phases:
                     if phase.matching == S.AUCTION and S.auction_due(phase, before, after):
                         self._auction(venue, phase, now_ms)
                         if phase.name == "closing_auction":
