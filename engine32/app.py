@@ -267,6 +267,7 @@ class Engine(BrokerListener):
             "session": self.broker.market_session(),
             "session_nxt": self.broker.market_session_nxt(),
             "session_note": self.broker.market_note(),
+            "nxt_codes": ",".join(c for c in self.books.watchlist if self.broker.nxt_eligible(c)),
         }
 
     def publish_status(self) -> None:

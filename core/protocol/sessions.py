@@ -107,7 +107,7 @@ DAY_END = 24 * 3600
 KRX_DAY: Tuple[Phase, ...] = (
     Phase(KRX, "pre_open", _s("08:30"), _s("09:00"), "장전동시호가", "opening auction",
           (LIMIT, MARKET), AUCTION),
-    Phase(KRX, "continuous", _s("09:00"), _s("15:20"), "정규장", "continuous",
+    Phase(KRX, "continuous", _s("09:00"), _s("15:20"), "장중", "continuous",
           (LIMIT, MARKET), CONTINUOUS_MATCH),
     Phase(KRX, "closing_auction", _s("15:20"), _s("15:30"), "장마감동시호가", "closing auction",
           (LIMIT, MARKET), AUCTION),

@@ -204,7 +204,7 @@ def test_weekends_are_closed_and_the_next_trading_day_skips_holidays() -> None:
 
 def test_status_text_shows_both_venues() -> None:
     assert sessions.status_text(at("17:00")) == "KRX 시간외단일가 │ NXT 애프터마켓"
-    assert sessions.status_text(at("10:00")) == "KRX 정규장 │ NXT 메인마켓"
+    assert sessions.status_text(at("10:00")) == "KRX 장중 │ NXT 메인마켓"
 
 
 # -- prices and auctions -------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from core.protocol.krx import check_price, is_valid_code, limit_band, next_tick,
 
 from ..actions import TICKET, bindings
 from ..widgets import fmt
+from ..widgets import venues as venue_words
 
 if TYPE_CHECKING:
     from ..app import KiwoomConsole
@@ -41,6 +42,7 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
         self.modify = modify
         self.kind = modify.kind if modify else LIMIT
         self.reviewing = False
+        self.venue = modify.venue if modify else ""  # chosen on mount: the venue that is open
 
     # --- layout --------------------------------------------------------------------------------
 
@@ -72,7 +74,26 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
             yield Label("", id="ticket-hint")
 
     def on_mount(self) -> None:
+        if not self.venue:
+            self.venue = venue_words.default_venue(self._engine_info(), self._now(), self.code)
         self.query_one("#qty" if self.code else "#code", Input).focus()
+        self.refresh_info()
+
+    # --- venue (issue 12) ----------------------------------------------------------------------
+
+    def _engine_info(self) -> dict[str, str] | None:
+        st = self.app.store.status
+        return st.info if st.alive else None
+
+    def _now(self) -> Any:
+        return self.app.clock()
+
+    def action_cycle_venue(self) -> None:
+        if self.modify is not None:
+            return
+        order = ("KRX", "NXT", "SOR")
+        self.venue = order[(order.index(self.venue) + 1) % 3 if self.venue in order else 0]
+        self.reviewing = False
         self.refresh_info()
 
     # --- values --------------------------------------------------------------------------------
@@ -182,6 +203,8 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
                 "price": price,
             }, ""
         order: dict[str, Any] = {"cmd": self.side, "code": code, "qty": qty}
+        if self.venue and self.venue != "KRX":
+            order["venue"] = self.venue
         if self.kind == MARKET:
             order["type"] = MARKET
         else:
@@ -202,6 +225,10 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
         title.append(f"   {'Market' if self.kind == MARKET else 'Limit'} order", style="dim")
         if self.modify is not None:
             title.append(f"   order {self.modify.order_id}", style="dim")
+        venue_text, venue_warning = venue_words.venue_summary(
+            self._engine_info(), self.venue or "KRX", self.kind, self._now()
+        )
+        title.append(f"   {venue_text}", style="yellow" if venue_warning else "cyan")
         self.query_one("#ticket-title", Label).update(title)
 
         q = store.quotes.get(code)
@@ -216,6 +243,7 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
                 f"  Bid {fmt.krw(q.get('bid') or 0)} Ask {fmt.krw(q.get('ask') or 0)}",
                 style="dim",
             )
+            quote.append(f"  ({q.get('venue') or 'KRX'} quote)", style="dim")
             base = store.base_price(code)
             if base:
                 lo, hi = limit_band(base)
@@ -278,6 +306,8 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
             warning = "The engine is down (no heartbeat): the order cannot be executed now."
         elif st.state == HALTED:
             warning = "Trading is halted (kill switch): the engine will refuse this order."
+        elif venue_warning:
+            warning = venue_warning + ": the engine will refuse this order (Ctrl+E: venue)."
         self.query_one("#ticket-error", Static).update(
             Text("⚠ " + warning, style="bold red") if warning else ""
         )
@@ -286,6 +316,7 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
         if self.reviewing:
             order, _ = self.build_order()
             what = f"{verb} {code} {qty:,} @ {'market' if self.kind == MARKET else f'{price:,}'}"
+            what += f" on {self.venue or 'KRX'}"
             hint.update(
                 Text.assemble(
                     ("Send ", "bold"),
@@ -298,7 +329,8 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
         else:
             hint.update(
                 Text(
-                    "Enter review  ↑↓ ±1 tick  PgUp/PgDn ±10  Ctrl+T limit/market  Esc close",
+                    "Enter review  ↑↓ ±1 tick  PgUp/PgDn ±10  Ctrl+T limit/market  "
+                    "Ctrl+E venue  Esc close",
                     style="dim",
                 )
             )

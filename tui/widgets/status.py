@@ -9,10 +9,11 @@ from rich.text import Text
 from textual.widgets import Static
 
 from core.protocol.events import HALTED, READY, STARTING, STOPPING
-from core.protocol.krx import KST, session_at
+from core.protocol.krx import KST
 
 from ..state import Store
 from . import fmt
+from .venues import venues_text
 
 SESSION_WORDS = {
     "closed": ("장마감", "closed"),
@@ -116,12 +117,10 @@ class StatusBar(Static):
         t.append(f"{st.rtt_ms:.1f} ms" if st.rtt_ms is not None else "-")
         t.append(" │ writer ", style="dim")
         t.append(writer_lag(st.writer, int(now.timestamp() * 1000)) if st.writer else "-")
-        # The engine says which phase its market is in (the simulator may be always open);
-        # without an engine, the real KRX day.
-        phase = st.info.get("session") if st.alive else None
-        ko, en = SESSION_WORDS.get(phase or session_at(now), ("", ""))
+        # Both venues' phases (issue 12), as the engine's market has them (the simulator
+        # may be always open or run its own clock); without an engine, the real day.
         t.append(" │ ", style="dim")
-        t.append(f"{ko} {en}")
+        t.append(venues_text(st.info if st.alive else None, now))
         t.append(" │ ", style="dim")
         t.append(now.strftime("%m-%d %H:%M:%S KST"), style="bold")
         self.update(t)

@@ -68,7 +68,7 @@ KRX = S.KRX
 NXT = S.NXT
 
 #: ``sessions = "always"``: both venues trade continuously, day and night.
-ALWAYS_KRX = S.Phase(KRX, "continuous", 0, S.DAY_END, "정규장", "continuous",
+ALWAYS_KRX = S.Phase(KRX, "continuous", 0, S.DAY_END, "장중", "continuous",
                      (LIMIT, MARKET), S.CONTINUOUS_MATCH)  # fmt: skip
 ALWAYS_NXT = S.Phase(NXT, "main", 0, S.DAY_END, "메인마켓", "main market",
                      (LIMIT, MARKET), S.CONTINUOUS_MATCH)  # fmt: skip
