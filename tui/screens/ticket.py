@@ -243,7 +243,8 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
                 f"  Bid {fmt.krw(q.get('bid') or 0)} Ask {fmt.krw(q.get('ask') or 0)}",
                 style="dim",
             )
-            quote.append(f"  ({q.get('venue') or 'KRX'} quote)", style="dim")
+            if q.get("venue") == "NXT":
+                quote.append("  (NXT quote)", style="dim")
             base = store.base_price(code)
             if base:
                 lo, hi = limit_band(base)
@@ -329,8 +330,8 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
         else:
             hint.update(
                 Text(
-                    "Enter review  ↑↓ ±1 tick  PgUp/PgDn ±10  Ctrl+T limit/market  "
-                    "Ctrl+E venue  Esc close",
+                    "Enter review  ↑↓ ±1 tick  PgUp/PgDn ±10  ^T limit/market  ^E venue  "
+                    "Esc close",
                     style="dim",
                 )
             )
