@@ -8,7 +8,6 @@ import json
 import time
 
 from core.protocol import krx
-
 from tests.engine.test_redis_cli import Cli
 
 CODE = "005930"

@@ -330,8 +330,7 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
         else:
             hint.update(
                 Text(
-                    "Enter review  ↑↓ ±1 tick  PgUp/PgDn ±10  ^T limit/market  ^E venue  "
-                    "Esc close",
+                    "Enter review  ↑↓ ±1 tick  PgUp/PgDn ±10  ^T limit/market  ^E venue  Esc close",
                     style="dim",
                 )
             )
