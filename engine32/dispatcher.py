@@ -315,7 +315,10 @@ class Dispatcher:
         exposure = self.books.exposure(
             order.code, self.broker.base_price(order.code), excluding=order.order_id
         )
-        reason = check_order(intent, exposure, self.limits, new_order=False)
+        # The order's venue must still take it now (issue 12), then the risk limits.
+        reason = self.broker.check_venue(order.code, order.venue, intent.kind)
+        if not reason:
+            reason = check_order(intent, exposure, self.limits, new_order=False)
         if reason:
             self._fail(job, ProtocolError(RISK_REJECTED, reason))
             return
