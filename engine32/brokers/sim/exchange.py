@@ -157,6 +157,7 @@ class SimExchange:
         self.outbox: List[Payload] = []
         self.subscribed: Dict[str, None] = {}  # insertion-ordered set
         self._open_by_code: Dict[str, List[SimOrder]] = {}
+        self._nxt_open: Dict[str, int] = {}  # code → open NXT orders (NXT state moves for them)
         self._new_orders: List[SimOrder] = []
         self._active: List[str] = []
         self._active_index: Dict[str, int] = {}
@@ -382,6 +383,8 @@ class SimExchange:
         else:
             self.ledger.holding(order.code, order.name).reserved_sell += order.qty
         self._open_by_code.setdefault(order.code, []).append(order)
+        if order.venue == NXT:
+            self._nxt_open[order.code] = self._nxt_open.get(order.code, 0) + 1
         self._new_orders.append(order)
         self._refresh_active(order.code)
 
@@ -392,6 +395,12 @@ class SimExchange:
             order.reserved = 0
         else:
             self.ledger.holding(order.code).reserved_sell -= order.remaining
+        if order.venue == NXT:
+            left = self._nxt_open.get(order.code, 0) - 1
+            if left > 0:
+                self._nxt_open[order.code] = left
+            else:
+                self._nxt_open.pop(order.code, None)
         book = self._open_by_code.get(order.code)
         if book is not None:
             book.remove(order)
@@ -611,9 +620,6 @@ class SimExchange:
         self.phase = kp.name
         return kp
 
-    def _has_nxt_orders(self, code: str) -> bool:
-        return any(o.venue == NXT for o in self._open_by_code.get(code, ()))
-
     @staticmethod
     def _follow(nst: CodeState, st: CodeState) -> None:
         """NXT while KRX trades too: the same price (arbitrage keeps them together), its own
@@ -666,6 +672,7 @@ class SimExchange:
         states = market.states
         nxt_states = self.nxt_market.states
         nxt_primary = nxt_trading and not trading  # quotes from NXT (after 15:30, before 9)
+        nxt_open = self._nxt_open
         single = kp if kp.price_rule == S.CLOSE_10PCT else None
         rng = self.rng
         if self.burst_every_s > 0 and rng.random() < dt / self.burst_every_s:
@@ -695,7 +702,7 @@ class SimExchange:
                 if single is not None:
                     self._clamp(st, single)
             nst = None
-            if nxt_trading and code in nxt_states and (nxt_primary or self._has_nxt_orders(code)):
+            if nxt_trading and (nxt_primary or code in nxt_open) and code in nxt_states:
                 nst = nxt_states[code]
                 if trading:
                     self._follow(nst, st)
