@@ -256,3 +256,19 @@ def test_parse_start_at() -> None:
 def test_krx_session_at_keeps_its_regular_market_meaning() -> None:
     assert krx.session_at(at("15:30")) == krx.CLOSED
     assert krx.session_at(at("10:00")) == krx.CONTINUOUS
+
+
+def test_buy_and_sell_take_a_venue_and_keep_krx_orders_unchanged_on_the_wire() -> None:
+    from core.protocol import ProtocolError, make_command
+
+    krx_order = make_command("buy", code="005930", qty=1, price=70000)
+    assert krx_order.venue is None and krx_order.order_venue == "KRX"
+    assert "venue" not in krx_order.to_dict()
+    nxt = make_command("sell", code="005930", qty=1, price=70000, venue="NXT")
+    assert nxt.order_venue == "NXT" and nxt.to_dict()["venue"] == "NXT"
+    for bad in ("nxt", "KOSDAQ", 1, ""):
+        with pytest.raises(ProtocolError) as err:
+            make_command("buy", code="005930", qty=1, price=70000, venue=bad)
+        assert err.value.field == "venue"
+    with pytest.raises(ProtocolError):
+        make_command("cancel", order_id="S1", venue="NXT")  # not an argument of cancel
