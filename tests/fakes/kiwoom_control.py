@@ -541,7 +541,9 @@ class FakeKiwoomControl(QObject):
         if self.leg_refusal:
             # Taken, then refused at the exchange: the leg's 확인 carries 919; the parent stays.
             reason, self.leg_refusal = self.leg_refusal, ""
-            kind = ("매수" if side == "buy" else "매도") + ("취소" if order_type in (3, 4) else "정정")
+            kind = ("매수" if side == "buy" else "매도") + (
+                "취소" if order_type in (3, 4) else "정정"
+            )
             leg = FakeOrder(no, code, side, take, price if order_type in (5, 6) else 0, "00", orig,
                             kind if order_type in (3, 4) else ("+" if side == "buy" else "-") + kind)  # fmt: skip
             leg.removed = take

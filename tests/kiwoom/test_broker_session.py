@@ -196,7 +196,11 @@ def test_kiwoom_dialogs_are_dismissed_and_the_reconnect_ones_restart(make_rig, f
     desktop.open["[HTS 재접속 안내]"] = 12  # 06:50: log in again
     wait_until(lambda: rig.rec.restarts, 5, "the restart request")
     assert desktop.pressed == [11, 12] and "HTS 재접속 안내" in rig.rec.restarts[0]
-    assert [t for t, _ in DIALOGS] == ["안녕하세요. 키움증권 입니다.", "KHOpenAPI", "[HTS 재접속 안내]"]
+    assert [t for t, _ in DIALOGS] == [
+        "안녕하세요. 키움증권 입니다.",
+        "KHOpenAPI",
+        "[HTS 재접속 안내]",
+    ]
 
 
 def test_query_rate_refusals_are_retried_not_lost(make_rig) -> None:

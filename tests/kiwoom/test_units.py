@@ -337,12 +337,22 @@ def test_a_refused_cancel_leaves_the_order_as_it_was() -> None:
     book.on_order_event(_event("0000040", "접수"))
     book.on_order_event(_event("0000041", "접수", 10, kind="매수취소", orig="0000040", price=0))
     update = book.on_order_event(
-        _event("0000041", "확인", 10, kind="매수취소", orig="0000040", price=0, reason="RC4033 취소가능수량 없음")
+        _event(
+            "0000041",
+            "확인",
+            10,
+            kind="매수취소",
+            orig="0000040",
+            price=0,
+            reason="RC4033 취소가능수량 없음",
+        )
     )
     assert book.order("0000040").status == "accepted" and book.order("0000040").remaining_qty == 10
     assert all(o.order_id != "0000040" or o.status == "accepted" for o in update.orders)
     assert book.leg_outcome("0000041") == "RC4033 취소가능수량 없음"
-    book.on_order_event(_event("0000042", "확인", 10, kind="매수취소", orig="0000040", price=0, reason="0"))
+    book.on_order_event(
+        _event("0000042", "확인", 10, kind="매수취소", orig="0000040", price=0, reason="0")
+    )
     assert book.leg_outcome("0000042") == "" and book.order("0000040").status == CANCELLED
 
 
@@ -363,7 +373,11 @@ def test_credit_and_cash_lots_of_one_code_are_summed() -> None:
     merged = {p.code: p for p in chejan.merge_lots([cash, credit, other])}
     assert merged["005930"].qty == 15 and merged["005930"].avg_price == 69000
     assert merged["000660"] == other
-    fields = {chejan.FID_REALIZED_TODAY: "999", chejan.FID_REALIZED_CASH: "100", chejan.FID_REALIZED_CREDIT: "-30"}
+    fields = {
+        chejan.FID_REALIZED_TODAY: "999",
+        chejan.FID_REALIZED_CASH: "100",
+        chejan.FID_REALIZED_CREDIT: "-30",
+    }
     assert chejan.realized_of(fields) == 70
     assert chejan.realized_of({chejan.FID_REALIZED_TODAY: "999"}) == 999
     assert chejan.credit_of({chejan.FID_CREDIT: "03"}) == "03" and chejan.credit_of({}) == "00"

@@ -611,7 +611,9 @@ class KiwoomBroker(Broker):
 
         def done() -> None:
             for order_id in sorted(missing - found):
-                log.warning("order %s is in neither opt10075 nor opt10076; left as it was", order_id)
+                log.warning(
+                    "order %s is in neither opt10075 nor opt10076; left as it was", order_id
+                )
             if then is not None:
                 then()
 
@@ -977,7 +979,9 @@ class KiwoomBroker(Broker):
         """A cancel or modify named more shares than were left (a fill came in between): read
         the order again (opt10075, or its history) and send it once more with what is left."""
         job.requantified = True
-        log.info("kiwoom: %s of %s refused (%s); reading the order again", job.role, job.orig, words)
+        log.info(
+            "kiwoom: %s of %s refused (%s); reading the order again", job.role, job.orig, words
+        )
 
         def again() -> None:
             order = self.book.order(job.orig)

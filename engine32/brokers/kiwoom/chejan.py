@@ -421,7 +421,9 @@ class OrderBook:
         ]
 
     @staticmethod
-    def _charges(facts: OrderFacts, fields: Fields, fill_value: int, cum_value: int) -> Tuple[int, int]:
+    def _charges(
+        facts: OrderFacts, fields: Fields, fill_value: int, cum_value: int
+    ) -> Tuple[int, int]:
         """This fill's fee and tax from 938 당일매매수수료 / 939 당일매매세금.
 
         The sources disagree on whether these are the order's running totals or this fill's
