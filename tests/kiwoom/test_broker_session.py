@@ -1,6 +1,6 @@
 """KiwoomBroker on the fake control under a real Qt loop: login, account, reconciliation, faults."""
 
-from core.protocol.events import ACCEPTED, CANCELLED, PARTIALLY_FILLED
+from core.protocol.events import CANCELLED, PARTIALLY_FILLED
 from engine32.brokers.base import OrderRequest
 from tests.fakes.kiwoom_control import FakeKiwoomControl, FakeOrder
 

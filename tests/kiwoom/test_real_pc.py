@@ -4,6 +4,8 @@ Each test names the item of the issue it covers. The fake's behaviour follows ko
 against the real control and KOA's guide (see tests/fakes/kiwoom_control.py).
 """
 
+import pytest
+
 from core.protocol.events import ACCEPTED, CANCELLED, FILLED
 from engine32.brokers.base import ModifyRequest, OrderRequest
 from engine32.brokers.kiwoom import errors, tr
@@ -160,18 +162,18 @@ def test_4_a_cancel_of_an_order_that_filled_meanwhile_says_so(make_rig) -> None:
 # -- 5. multi-price fills -------------------------------------------------------------------------
 
 
-def test_5_an_order_filled_at_several_prices_reports_903_over_911(make_rig) -> None:
-    for fee_mode in ("cumulative", "per_fill"):
-        rig = _ready(make_rig, fee_mode=fee_mode)
-        order_id = _resting(rig, 10, 65000)
-        order = rig.fake.orders[order_id]
-        rig.fake._emit_chejan(rig.fake._fill(order, 4, 65000))
-        rig.fake._emit_chejan(rig.fake._fill(order, 6, 64900))
-        wait_until(lambda: rig.rec.order(order_id).status == FILLED, 5, "the fills")
-        assert rig.rec.order(order_id).avg_fill_price == 64940
-        fills = rig.rec.fills_of(order_id)
-        assert [(f.qty, f.price) for f in fills] == [(4, 65000), (6, 64900)]
-        assert [f.fee for f in fills] == [30, 50]  # 0.015 % of 260,000 and 389,400, in 10 won
+@pytest.mark.parametrize("fee_mode", ["cumulative", "per_fill"])
+def test_5_an_order_filled_at_several_prices_reports_903_over_911(make_rig, fee_mode) -> None:
+    rig = _ready(make_rig, fee_mode=fee_mode)
+    order_id = _resting(rig, 10, 65000)
+    order = rig.fake.orders[order_id]
+    rig.fake._emit_chejan(rig.fake._fill(order, 4, 65000))
+    rig.fake._emit_chejan(rig.fake._fill(order, 6, 64900))
+    wait_until(lambda: rig.rec.order(order_id).status == FILLED, 5, "the fills")
+    assert rig.rec.order(order_id).avg_fill_price == 64940
+    fills = rig.rec.fills_of(order_id)
+    assert [(f.qty, f.price) for f in fills] == [(4, 65000), (6, 64900)]
+    assert [f.fee for f in fills] == [30, 50]  # 0.015 % of 260,000 and 389,400, in 10 won
 
 
 # -- 6. a refused cancel or modify ------------------------------------------------------------------
@@ -277,7 +279,7 @@ def test_11_used_fields_cover_every_input_and_output_the_adapter_touches(make_ri
     used_inputs = {k for k, _ in rig.fake.calls_of("SetInputValue")}
     declared_inputs = {i for inputs, _ in tr.USED_FIELDS.values() for i in inputs}
     assert used_inputs <= declared_inputs
-    for trcode, record, _, item in rig.fake.calls_of("GetCommData"):
+    for trcode, _record, _, item in rig.fake.calls_of("GetCommData"):
         if trcode in tr.USED_FIELDS:
             assert item in tr.USED_FIELDS[trcode][1], (trcode, item)
     assert {t for t, *_ in rig.fake.tr_requests} == set(tr.USED_FIELDS)
