@@ -83,3 +83,24 @@ def test_twenty_open_orders_cancel_in_one_cancel_all(redis_url: str, tmp_path: A
             time.sleep(0.05)
         assert sorted({o["status"] for o in orders}) == ["cancelled"], orders
         eng.stop()
+
+
+def test_on_minus_106_the_engine_answers_flushes_and_exits_75(
+    redis_url: str, tmp_path: Any
+) -> None:
+    env = {
+        "KC_ENGINE_KIWOOM__CONTROL": FAKE,
+        "KC_FAKE_KIWOOM_TICK_MS": "0",
+        "KC_FAKE_KIWOOM_DROP_AFTER_MS": "3000",
+    }
+    with EngineProcess(redis_url, broker="kiwoom", env=env, log_dir=str(tmp_path)) as eng:
+        eng.wait_ready(timeout=30)
+        assert eng.proc is not None
+        code = eng.proc.wait(30)
+        assert code == 75, eng.tail()
+        assert not eng.redis.exists(eng.keys.engine_alive)  # its last writes were flushed
+        fields = eng.engine_hash()
+        assert "-106" in fields.get("broker_message", ""), fields
+        # A command sent now waits for the next engine (the supervisor starts it): none lost.
+        cmd_id = eng.push({"cmd": "ping"})
+        assert eng.redis.llen(eng.keys.cmd) == 1 and cmd_id

@@ -269,11 +269,14 @@ class KiwoomBroker(Broker):
         self.popups.stop()
         was = self.state
         self.state = IDLE  # first: queued orders answer NOT_READY instead of going out
-        self.last_message = "disconnected from Kiwoom"
+        words = "disconnected from Kiwoom"
+        if self.restart_reason:
+            words += " ({}); a new engine process logs in again".format(self.restart_reason)
+        self.last_message = words
         self._fail_waiting("the engine is disconnecting from Kiwoom", NOT_READY)
         if was in (RECONCILE, READY):
             self.control.set_real_remove("ALL", "ALL")
-        self.listener.on_connection(False, "disconnected from Kiwoom")
+        self.listener.on_connection(False, words)
 
     def info(self) -> BrokerInfo:
         mode = ("mock" if self.mock else "real") if self.account else "unknown"
