@@ -119,6 +119,7 @@ class FakeOrder:
         self.kind_words = kind_words or ("+매수" if side == "buy" else "-매도")
         self.filled = 0
         self.value = 0  # sum of fill price × qty
+        self.last_price = 0  # the latest fill's price (what 910 체결가 says)
         self.removed = 0  # cancelled or moved away by a modify
         self.fee = 0
         self.tax = 0
@@ -189,6 +190,8 @@ class FakeKiwoomControl(QObject):
         self.leg_refusal = ""
         #: The process saw -106: CommConnect never answers again.
         self.dead = False
+        #: What SendOrder returns past the order rate: -308, or -311 (KOA's OP_ERR_ORD_OVERFLOW).
+        self.order_rate_code = -308
         self.realized: Dict[str, int] = {}
         self.page_size = page_size
         self.fill_parts = fill_parts
@@ -501,7 +504,7 @@ class FakeKiwoomControl(QObject):
         if order_type not in (1, 2, 3, 4, 5, 6) or qty < 0 or price < 0:
             return -300
         if not self._rate_ok(self._order_times, self.orders_per_second):
-            return -308
+            return self.order_rate_code
         trcode = "KOA_NORMAL_{}_KP_ORD".format("BUY" if order_type in (1, 3, 5) else "SELL")
         side = "buy" if order_type in (1, 3, 5) else "sell"
         problem = self._order_problem(order_type, code, side, qty, price, hoga, orig)
@@ -658,6 +661,7 @@ class FakeKiwoomControl(QObject):
         tax = krx.sell_tax(value, TAX_PCT) if order.side == "sell" else 0
         order.filled += qty
         order.value += value
+        order.last_price = price
         order.fee += fee
         order.tax += tax
         order.state = "체결"
@@ -673,7 +677,7 @@ class FakeKiwoomControl(QObject):
             held[0] -= qty
             self.cash += value - fee - tax
         event = self._order_event(order, "체결")
-        event[1].update({914: str(price), 915: str(qty), 910: str(price)})
+        event[1].update({914: str(price), 915: str(qty)})
         if self.fee_mode == "per_fill":
             event[1].update({938: str(fee), 939: str(tax)})
         return [event, self._balance_event(order.code)]
@@ -687,7 +691,7 @@ class FakeKiwoomControl(QObject):
             302: name, 913: status, 900: str(order.qty), 901: str(order.price), 902: str(max(order.open_qty, 0)),
             904: order.orig or "0000000", 905: order.kind_words, 906: "시장가" if order.hoga == "03" else "보통",
             907: "2" if order.side == "buy" else "1", 908: time.strftime("%H%M%S"),
-            910: str(order.value // order.filled) if order.filled else "", 911: str(order.filled) if order.filled else "",
+            910: str(order.last_price) if order.filled else "", 911: str(order.filled) if order.filled else "",
             903: str(order.value),
             914: "", 915: "", 938: str(order.fee), 939: str(order.tax), 919: order.rejected if status == "거부" else "",
             10: ("+" if last >= base else "-") + str(last),

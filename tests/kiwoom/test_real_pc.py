@@ -112,6 +112,28 @@ def test_3_fifty_open_orders_cancel_with_each_cancel_answered_once(make_rig) -> 
     assert rig.broker.open_orders() == []
 
 
+@pytest.mark.parametrize("code", [-308, -311])
+def test_3_an_order_refused_for_the_rate_waits_and_goes_again(make_rig, code) -> None:
+    rig = _ready(make_rig, broker_kwargs={"order_windows": ((1.0, 100),)})
+    rig.fake.order_rate_code = code
+    answers = []
+    for _ in range(7):
+        rig.broker.place_order(OrderRequest("005930", "buy", 1, 60000), answers.append)
+    wait_until(lambda: len(answers) == 7, 15, "seven answers")
+    assert all(a.ok for a in answers), answers
+    assert len(rig.fake.calls_of("SendOrder")) > 7
+
+
+def test_3_the_sixth_order_leaves_at_least_1_1_s_after_the_first() -> None:
+    from engine32.brokers.kiwoom.ratelimit import ORDER_WINDOWS, SlidingWindows
+
+    windows = SlidingWindows(ORDER_WINDOWS, clock=lambda: 0.0)
+    for t in (0.0, 0.1, 0.2, 0.3, 0.4):
+        windows.record(t)
+    assert windows.delay(0.994) > 0.1  # where a bare 1.0 s window on a 15.6 ms clock let it go
+    assert windows.delay(1.1) == 0.0
+
+
 # -- 4. a cancel that races a fill --------------------------------------------------------------
 
 

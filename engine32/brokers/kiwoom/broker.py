@@ -650,6 +650,7 @@ class KiwoomBroker(Broker):
 
     def _send_tr(self, job: _TrJob) -> None:
         if self.state not in (RECONCILE, READY):
+            self._give_back_screen(job)
             job.on_error("not connected")
             return
         if not job.screen:
@@ -1025,8 +1026,9 @@ class KiwoomBroker(Broker):
                 self._confirming[number] = job
             else:
                 self._leg_resolved(job, outcome)
-        if job.then is not None:
-            job.then(number)
+        then, job.then = job.then, None  # once, even if the request is sent again
+        if then is not None:
+            then(number)
 
     def _leg_resolved(self, job: _OrderJob, reason: str) -> None:
         self._confirming.pop(job.order_id, None)
