@@ -22,9 +22,10 @@ TR_WINDOWS: Windows = ((1.0, 5), (18.0, 5), (90.0, 25), (180.0, 50), (3600.0, 10
 #: and clock jitter on the PC (Qt timers fire up to a few ms early or late).
 ORDER_MARGIN_S = 0.1
 ORDER_WINDOWS: Windows = ((1.0 + ORDER_MARGIN_S, 5),)
-#: The clock of the windows. ``time.monotonic`` on Windows with Python 3.8 is GetTickCount64
-#: (15.625 ms steps: time.get_clock_info("monotonic").resolution); ``time.perf_counter`` is
-#: QueryPerformanceCounter, sub-microsecond (Python docs, time.perf_counter / PEP 418).
+#: The clock of the windows. ``time.monotonic`` on Windows before Python 3.13 is
+#: GetTickCount64, 15.6 ms steps; ``time.perf_counter`` is QueryPerformanceCounter, better than
+#: 1 us (CPython gh-88494, "Use QueryPerformanceCounter() for time.monotonic()", which made the
+#: two the same clock in 3.13; trio issue #33 "Which clock should we use on Windows?").
 CLOCK = time.perf_counter
 #: Condition searches: once a minute per condition (on top of the TR windows).
 CONDITION_WINDOWS: Windows = ((60.0, 1),)
