@@ -121,3 +121,12 @@ def test_check_trs_reads_enc_files_and_names_what_is_gone(tmp_path: Any) -> None
     run = subprocess.run([sys.executable, "-m", "engine32", "--check-trs", "--openapi-dir", str(tmp_path)],
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert run.returncode == 1 and "미체결수량" in run.stdout
+
+
+def test_kc_engine_passes_the_new_flags_through(tmp_path: Any) -> None:
+    kc = os.path.join(os.path.dirname(sys.executable), "kc")
+    missing = subprocess.run([kc, "engine", "--check-trs", "--openapi-dir", str(tmp_path / "none")],
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert missing.returncode == 2 and "not a folder" in missing.stdout
+    helped = subprocess.run([kc, "engine", "--help"], capture_output=True, text=True, timeout=60)
+    assert "--supervise" in helped.stdout and "--check-trs" in helped.stdout

@@ -70,6 +70,10 @@ REASON_WAIT_MS = 300
 #: After -308/-311 (order rate) the order goes again after this pause, at most this often.
 ORDER_RATE_RETRY_S = 1.1
 ORDER_RATE_RETRIES = 5
+#: A cancel names the quantity it cancels: KOA's SendOrder takes nQty 주문수량 for every order
+#: type, and no OpenAPI+ reference says 0 means "all that is left" (Kiwoom's REST API says so
+#: for its cancel, kt10003 cncl_qty "0"; the OCX does not). So a race with a fill is handled
+#: by reading the order again and sending once more.
 #: Words of a cancel or modify refused because a fill took the quantity it named
 #: ("[00Z924] 취소수량이 취소가능수량을 초과", "[RC4033] 모의투자 정정/취소할 수량이 없습니다",
 #: "[RC4042] 모의투자 정정수량이 정정가능수량을 초과합니다"): re-read the order, try once more.

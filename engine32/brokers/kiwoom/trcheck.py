@@ -94,6 +94,13 @@ def check(
 
 
 def main(data_dir: str = DEFAULT_DIR) -> int:
+    if not os.path.isdir(data_dir):
+        print(
+            "{} is not a folder: is OpenAPI+ installed there? (--openapi-dir names another)".format(
+                data_dir
+            )
+        )
+        return 2
     problems = check(data_dir)
     count = sum(len(i) + len(o) for i, o in USED_FIELDS.values())
     if problems:
