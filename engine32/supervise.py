@@ -13,6 +13,7 @@ end the supervisor with the same code.
 
 import datetime
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -30,6 +31,8 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: A clean run this long resets the crash backoff.
 STABLE_RUN_S = 600.0
 MAX_BACKOFF_S = 300.0
+#: How long a stopping engine may take before it is killed (its own stop limit is 15 s).
+STOP_GRACE_S = 30.0
 
 
 class Window(NamedTuple):
@@ -101,11 +104,8 @@ class Supervisor:
         self._child: Optional["subprocess.Popen[Any]"] = None
 
     def stop(self) -> None:
-        """Stop after the child has stopped (it gets SIGTERM / is terminated)."""
+        """Stop once the child has stopped cleanly (see :meth:`_wait_child`)."""
         self._stop.set()
-        child = self._child
-        if child is not None and child.poll() is None:
-            child.terminate()  # SIGTERM: the engine stops cleanly (Windows: TerminateProcess)
 
     def run(self) -> int:
         failures = 0
@@ -147,19 +147,30 @@ class Supervisor:
         return exitcodes.OK
 
     def _wait_child(self) -> int:
+        """The child's exit code. When the supervisor is asked to stop, the child gets SIGTERM
+        (POSIX) and stops cleanly: it answers what it took and flushes. On Windows, Ctrl+C
+        already reached the child in the same console, and TerminateProcess would cut that
+        short: it is the last resort, after ``STOP_GRACE_S``."""
         child = self._child
         assert child is not None
+        asked = 0.0
         while True:
             try:
                 return child.wait(timeout=0.5)
             except subprocess.TimeoutExpired:
-                continue
+                if not self._stop.is_set():
+                    continue
+                if not asked:
+                    asked = time.monotonic()
+                    if os.name != "nt":
+                        child.send_signal(signal.SIGTERM)
+                elif time.monotonic() - asked > STOP_GRACE_S:
+                    log.error("the engine did not stop within %.0f s; ending it", STOP_GRACE_S)
+                    child.kill()
 
 
 def main(argv: List[str], config: Any) -> int:
     """``argv``: the engine's own flags (without ``--supervise``)."""
-    import os
-
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s supervise: %(message)s"
     )
