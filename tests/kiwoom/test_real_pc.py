@@ -219,6 +219,19 @@ def test_6_a_refused_cancel_leaves_the_order_and_says_why(make_rig) -> None:
     assert again.ok
 
 
+def test_6_a_refused_modify_leaves_the_order_and_says_why(make_rig) -> None:
+    rig = _ready(make_rig)
+    order_id = _resting(rig)
+    rig.fake.leg_refusal = "[RC4007] 모의투자 매매금지 종목"
+    result = rig.call(
+        lambda done: rig.broker.modify_order(ModifyRequest(order_id, price=64000), done)
+    )
+    assert result.error_code == "BROKER_ERROR" and "modify of order " + order_id in result.message
+    rig.settle()
+    order = rig.rec.order(order_id)
+    assert (order.status, order.remaining_qty, order.price) == (ACCEPTED, 10, 65000)
+
+
 # -- 7. orders that opt10075 no longer lists --------------------------------------------------------
 
 

@@ -415,6 +415,7 @@ class KiwoomBroker(Broker):
             self._give_back_screen(job)
         self._trs.clear()
         self.tr_queue.clear()
+        self._free_tr_screens = list(TR_SCREENS)  # nothing is in flight any more
         self._refreshing = False
 
     # ------------------------------------------------------------------------------------
