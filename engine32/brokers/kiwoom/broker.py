@@ -1117,6 +1117,9 @@ class KiwoomBroker(Broker):
             # One event is one lot (917 신용구분): keep it, publish the code's lots summed.
             self._lots.setdefault(lot.code, {})[chejan.credit_of(fields)] = lot
             (pos,) = chejan.merge_lots(self._lots[lot.code].values())
+            # 990 (cash) + 992 (credit) are the code's realised P&L on every balance event of
+            # it, whichever lot the event is about: the latest event's, not a sum over lots.
+            pos = pos.replace(realized_pnl=lot.realized_pnl)
             self._realized[pos.code] = pos.realized_pnl
             self._remember_position(pos)
             self._schedule_refresh()
