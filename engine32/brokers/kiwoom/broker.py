@@ -981,6 +981,7 @@ class KiwoomBroker(Broker):
         return (
             job.role in (chejan.ROLE_CANCEL, chejan.ROLE_MODIFY)
             and not job.requantified
+            and "수량" in words  # about a quantity (not, say, a price above the limit: 초과 too)
             and any(w in words for w in QTY_RACE_WORDS)
         )
 
