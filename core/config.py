@@ -66,6 +66,19 @@ def _codes(v: Any) -> bool:
     return all(isinstance(c, str) and _CODE.match(c) for c in v)
 
 
+_DAY = "(mon|tue|wed|thu|fri|sat|sun)"
+_WINDOW = re.compile(
+    r"^{d}(-{d})?\s+([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$".format(d=_DAY)
+)
+
+
+def _maintenance_windows(v: Any) -> bool:
+    """``[engine.kiwoom] maintenance_windows``: "none", or entries like "mon-sat 05:00-06:55"
+    (KST; engine32.supervise reads them)."""
+    text = str(v).strip().lower()
+    return text == "none" or all(_WINDOW.match(" ".join(e.split())) for e in text.split(","))
+
+
 SCHEMA: Dict[str, Dict[str, Field]] = {
     "redis": {
         "url": Field(
@@ -127,6 +140,12 @@ SCHEMA: Dict[str, Dict[str, Field]] = {
         "login_timeout_s": Field(int, 120, "a positive number of seconds", _positive),
         "real_screens_from": Field(
             int, 5000, "a 4-digit screen number", lambda v: 1000 <= v <= 9799
+        ),
+        "maintenance_windows": Field(
+            str,
+            "mon-sat 05:00-06:55, sun 03:55-06:55",
+            'DAY[-DAY] HH:MM-HH:MM entries in KST separated by commas, or "none"',
+            _maintenance_windows,
         ),
     },
     "risk": {

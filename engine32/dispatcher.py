@@ -341,6 +341,9 @@ class Dispatcher:
 
         def one_done(order_id: str) -> Callable[[Result], None]:
             def done(result: Result) -> None:
+                # Each answer is progress: the cancels go out at the broker's order rate
+                # (Kiwoom: 5 a second), so 50 of them take longer than broker_timeout_s.
+                job.deadline = time.monotonic() + self.broker_timeout_s
                 outcome["left"] -= 1
                 if result.ok:
                     outcome["count"] += 1
