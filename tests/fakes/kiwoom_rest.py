@@ -138,6 +138,7 @@ class FakeKiwoomRest:
         conditions: Optional[List[Tuple[str, str]]] = None,
         condition_hits: Optional[List[str]] = None,
         reissue_kills_old: bool = True,
+        max_codes: int = 100,
     ) -> None:
         self.appkey = appkey
         self.secretkey = secretkey
@@ -165,6 +166,7 @@ class FakeKiwoomRest:
         self.conditions = list(conditions or [("0", "거래량폭증"), ("1", "신고가")])
         self.condition_hits = list(condition_hits or [])
         self.reissue_kills_old = reissue_kills_old
+        self.max_codes = max_codes
         self.clock_offset = 0.0
         # what happened (read by tests)
         self.calls: List[Dict[str, Any]] = []
@@ -514,7 +516,7 @@ class FakeKiwoomRest:
 
     def _tr_ka10095(self, body: Dict[str, Any], headers: Dict[str, str]) -> Any:
         codes = [c for c in str(body.get("stk_cd", "")).split("|") if c]
-        if len(codes) > 100:
+        if len(codes) > self.max_codes:
             return 200, {"return_code": 5, "return_msg": BATCH_MSG.format("ka10095")}, {}
         rows = [{"stk_cd": c, "stk_nm": NAMES.get(c, "종목" + c),
                  "cur_prc": signed(self.prices.get(c, 10000), self.base.get(c, 10000)),

@@ -21,6 +21,7 @@ Orders go out as ``kt10000``..``kt10003``; the answer's ``ord_no`` is the order 
 only creates the order once: the answer then adds the command id to the same order.
 """
 
+import asyncio
 import concurrent.futures
 import logging
 import time
@@ -153,14 +154,13 @@ class KiwoomRestBroker(Broker):
         self._want = True
         self.state = CONNECTING
         self.net.start()
-        self.net.submit(self._net_start())
+        self.net.submit(self._net_start(list(self._subscribed)))
         log.info("kiwoom_rest: connecting to Kiwoom's %s server (%s)",
                  "mock-trading" if self.server == "mock" else "REAL", self.rest.base_url)  # fmt: skip
 
-    async def _net_start(self) -> None:
-        import asyncio
-
+    async def _net_start(self, codes: List[str]) -> None:
         await self.rest.start()
+        await self.ws.subscribe(codes)  # registered once the session is up
         self._net_tasks = [
             asyncio.ensure_future(self.ws.run()),
             asyncio.ensure_future(self._renew_loop()),
@@ -168,8 +168,6 @@ class KiwoomRestBroker(Broker):
 
     async def _renew_loop(self) -> None:
         """Renew the token before ``expires_dt`` even when nothing is being sent."""
-        import asyncio
-
         while True:
             await asyncio.sleep(self.renew_check_s)
             if self.rest.token_due():

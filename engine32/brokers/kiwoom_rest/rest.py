@@ -84,22 +84,54 @@ def parse_expires_dt(text: str) -> float:
 
 
 class _Bucket:
-    """Requests of one kind go out in order, each when its sliding window allows it."""
+    """Requests of one kind go out in order, each when its sliding window allows it.
 
-    def __init__(self, per_s: float, clock: Callable[[], float]) -> None:
-        # N a second as "at most N in any 1 s", N rounded down but at least 1; below 1/s as
-        # "at most 1 in 1/N s".
-        windows = ((1.0, int(per_s)),) if per_s >= 1 else ((1.0 / per_s, 1),)
-        self.windows = SlidingWindows(windows, clock)
+    A rate-limit refusal (1700) means Kiwoom's limit is below ours: the bucket then waits a
+    full second (Kiwoom counts per second) and lowers its rate to what Kiwoom let through in
+    the last second, so a burst is paced instead of hammering the server again.
+    """
+
+    def __init__(self, per_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.per_s = per_s
+        self.windows = SlidingWindows(self._windows(per_s), clock)
         self.lock = asyncio.Lock()
+        self.pause_until = 0.0
+        self.refusals_in_a_row = 0
+        self._ok: List[float] = []
+
+    @staticmethod
+    def _windows(per_s: float) -> Any:
+        # N a second as "at most N in any 1 s"; below 1/s as "at most 1 in 1/N s".
+        return ((1.0, int(per_s)),) if per_s >= 1 else ((1.0 / per_s, 1),)
 
     async def take(self) -> None:
         async with self.lock:
-            wait = self.windows.delay()
-            while wait > 0:
+            while True:
+                wait = max(self.windows.delay(), self.pause_until - self.clock())
+                if wait <= 0:
+                    break
                 await asyncio.sleep(wait)
-                wait = self.windows.delay()
             self.windows.record()
+
+    def succeeded(self) -> None:
+        now = self.clock()
+        self._ok = [t for t in self._ok if now - t < 1.0] + [now]
+        self.refusals_in_a_row = 0
+
+    def refused(self) -> float:
+        """Kiwoom said 1700: slow down; returns when the next request may go."""
+        now = self.clock()
+        passed = len([t for t in self._ok if now - t < 1.0])
+        if self.per_s >= 1:
+            lower = max(1, passed if passed < self.per_s else int(self.per_s) - 1)
+            if lower < self.per_s:
+                self.per_s = float(lower)
+                self.windows = SlidingWindows(self._windows(self.per_s), self.clock)
+        self.refusals_in_a_row += 1
+        pause = min(1.0 * (2 ** (self.refusals_in_a_row - 1)), 4.0)
+        self.pause_until = max(self.pause_until, now + pause)
+        return self.pause_until
 
 
 class RestClient:
@@ -208,7 +240,7 @@ class RestClient:
         bucket = self._buckets.get(key)
         if bucket is None:
             per_s = self.order_per_s if api_id in ORDER_IDS else self.query_per_s
-            bucket = self._buckets[key] = _Bucket(per_s, time.monotonic)
+            bucket = self._buckets[key] = _Bucket(per_s)
         return bucket
 
     async def call(
@@ -224,25 +256,22 @@ class RestClient:
         ``deadline`` (``time.monotonic``) bounds the retries after a rate-limit refusal.
         """
         path = PATHS[api_id]
+        bucket = self._bucket(api_id)
         renewed = False
-        backoff = 0.2
         while True:
-            await self._bucket(api_id).take()
+            await bucket.take()
             token = await self.token()
             try:
-                return await self._post(path, api_id, body, token=token,
+                page = await self._post(path, api_id, body, token=token,
                                         cont_yn=cont_yn, next_key=next_key)  # fmt: skip
             except KiwoomRestError as exc:
                 if exc.rate_limited:
-                    now = time.monotonic()
-                    if deadline is not None and now + backoff > deadline:
+                    next_at = bucket.refused()
+                    if deadline is not None and next_at > deadline:
                         raise
                     self.rate_retries += 1
-                    log.info(
-                        "kiwoom_rest: %s over the rate limit; again in %.1f s", api_id, backoff
-                    )
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 2.0)
+                    log.info("kiwoom_rest: %s over Kiwoom's rate limit; sent again in %.1f s "
+                             "(now %g a second)", api_id, next_at - time.monotonic(), bucket.per_s)  # fmt: skip
                     continue
                 if exc.token_problem and not renewed:
                     renewed = True
@@ -251,6 +280,8 @@ class RestClient:
                     await self.renew(token)
                     continue
                 raise
+            bucket.succeeded()
+            return page
 
     async def call_all(
         self, api_id: str, body: Dict[str, Any], list_key: str, max_pages: int = 50
