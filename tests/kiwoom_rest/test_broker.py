@@ -280,3 +280,21 @@ def test_missing_credentials_are_a_clear_error() -> None:
     cfg = load_config(environ={})
     with pytest.raises(ConfigError, match="KC_KIWOOM_APPKEY"):
         KiwoomRestBroker(Recorder(), cfg, env={})
+
+
+def test_the_example_keys_from_env_example_are_refused_in_words() -> None:
+    cfg = load_config(environ={})
+    env = {"KC_KIWOOM_APPKEY": "change-me-appkey", "KC_KIWOOM_SECRETKEY": "change-me-secretkey"}
+    with pytest.raises(ConfigError, match="example value"):
+        KiwoomRestBroker(Recorder(), cfg, env=env)
+
+
+def test_keys_from_files(tmp_path: Any, qapp: Any) -> None:
+    (tmp_path / "appkey").write_text("file-appkey\n")
+    (tmp_path / "secret").write_text("file-secret\n")
+    cfg = load_config(overrides={"engine.kiwoom_rest.appkey_file": str(tmp_path / "appkey"),
+                                 "engine.kiwoom_rest.secretkey_file": str(tmp_path / "secret")},
+                      environ={})  # fmt: skip
+    broker = KiwoomRestBroker(Recorder(), cfg, env={})
+    assert broker.credentials == ("file-appkey", "file-secret")
+    assert "file-" not in repr(broker.credentials)

@@ -14,6 +14,11 @@ SECRETKEY_VAR = "KC_KIWOOM_SECRETKEY"
 
 def _one(env: Mapping[str, str], var: str, file_name: str, key: str) -> str:
     value = (env.get(var) or "").strip()
+    if value.startswith("change-me"):
+        raise ConfigError(
+            "{} still holds the example value from .env.example: put your app key and secret "
+            "key from openapi.kiwoom.com in .env".format(var)
+        )
     if value:
         return value
     if file_name:
