@@ -298,3 +298,65 @@ def test_keys_from_files(tmp_path: Any, qapp: Any) -> None:
     broker = KiwoomRestBroker(Recorder(), cfg, env={})
     assert broker.credentials == ("file-appkey", "file-secret")
     assert "file-" not in repr(broker.credentials)
+
+
+def test_a_token_refused_after_one_reissue_makes_the_broker_lost_then_it_recovers(
+    make_rig: Any,
+) -> None:
+    rig = make_rig(recover_s=0.2)
+    rig.connect()
+    rig.fake.token_ttl_s = -10  # every token Kiwoom issues is already invalid
+    rig.fake.expire_tokens()
+    result = rig.call(lambda done: rig.broker.place_order(
+        OrderRequest("005930", "buy", 1, 72000, "limit", "t1"), done))  # fmt: skip
+    assert (
+        not result.ok
+        and result.error_code == "BROKER_ERROR"
+        and "token is not valid" in result.message
+    )
+    assert [c["return_code"] for c in rig.fake.calls if c["api_id"] == "kt10000"] == [
+        3,
+        3,
+    ]  # one re-issue
+    assert rig.fake.sent_orders("kt10000") == []
+    wait_until(lambda: not rig.rec.connected, 5, "the broker to be lost")
+    assert "token is not valid" in rig.rec.connections[-1][1]
+    rig.fake.token_ttl_s = 86400
+    wait_until(lambda: rig.rec.connected, 10, "the broker to recover")
+    again = rig.call(lambda done: rig.broker.place_order(
+        OrderRequest("005930", "buy", 1, 72000, "limit", "t2"), done))  # fmt: skip
+    assert again.ok
+
+
+SCRIPT = """
+import sys, time
+from PyQt5.QtCore import QCoreApplication
+from core.config import load_config
+from engine32.brokers.kiwoom_rest import KiwoomRestBroker
+from tests.kiwoom.helpers import Recorder, wait_until
+app = QCoreApplication([])
+cfg = load_config(overrides={"engine.kiwoom_rest.base_url": sys.argv[1],
+                             "engine.kiwoom_rest.ws_url": sys.argv[2]}, environ={})
+rec = Recorder()
+broker = KiwoomRestBroker(rec, cfg)
+broker.connect()
+wait_until(lambda: rec.connected, 15, "ready")
+print("ready", flush=True)
+"""  # ends without disconnect(): the network thread must not keep the process alive
+
+
+def test_a_program_that_ends_without_disconnect_is_not_held_by_the_network_thread(
+    tmp_path: Any,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.fakes.kiwoom_rest import FakeKiwoomRest
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", **CREDS)
+    with FakeKiwoomRest() as fake:
+        out = subprocess.run([sys.executable, "-c", SCRIPT, fake.base_url, fake.ws_url], env=env,
+                             capture_output=True, text=True, timeout=30)  # fmt: skip
+        assert out.returncode == 0 and "ready" in out.stdout, out.stderr[-2000:]
+        assert fake.revoked  # it still revoked its token on the way out

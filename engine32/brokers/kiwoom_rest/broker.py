@@ -24,6 +24,7 @@ only creates the order once: the answer then adds the command id to the same ord
 import asyncio
 import concurrent.futures
 import logging
+import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -86,6 +87,7 @@ class KiwoomRestBroker(Broker):
         reconnect_base_s: float = 1.0,
         refresh_ms: int = 300,
         renew_check_s: float = 30.0,
+        recover_s: float = 5.0,
     ) -> None:
         super().__init__(listener)
         section = config.engine_kiwoom_rest
@@ -116,6 +118,8 @@ class KiwoomRestBroker(Broker):
         if self.condition_name:
             self.ws.want_condition(self.condition_name)
         self.renew_check_s = renew_check_s
+        self.recover_s = recover_s
+        self._reconcile_failures = 0
         self.net = NetThread()
         self.qt = QtPost()
         self.state = IDLE
@@ -164,7 +168,17 @@ class KiwoomRestBroker(Broker):
         self._net_tasks = [
             asyncio.ensure_future(self.ws.run()),
             asyncio.ensure_future(self._renew_loop()),
+            asyncio.ensure_future(self._exit_watch()),
         ]
+
+    async def _exit_watch(self) -> None:
+        """The network thread is not a daemon (a clean stop revokes the token before the
+        process ends); if the program ends without ``disconnect()``, it stops on its own."""
+        while threading.main_thread().is_alive():
+            await asyncio.sleep(0.5)
+        if self._want:
+            log.warning("kiwoom_rest: the engine ended without disconnecting; stopping")
+            await self._net_stop()
 
     async def _renew_loop(self) -> None:
         """Renew the token before ``expires_dt`` even when nothing is being sent."""
@@ -192,8 +206,10 @@ class KiwoomRestBroker(Broker):
 
     async def _net_stop(self) -> None:
         self.ws.stop()
+        current = asyncio.current_task()
         for task in self._net_tasks:
-            task.cancel()
+            if task is not current:
+                task.cancel()
         await self.rest.close(revoke=True)
         self.net.stop_soon()
 
@@ -243,7 +259,14 @@ class KiwoomRestBroker(Broker):
         if not self._want:
             return
         self._lost(words)
-        QTimer.singleShot(5000, self._retry_reconcile)
+        self._schedule_reconcile()
+
+    def _schedule_reconcile(self) -> None:
+        """Try reconciling again later: recover_s, doubling up to 5 minutes (a problem that
+        needs the user, such as an unregistered IP, is not hammered)."""
+        delay = min(self.recover_s * (2 ** min(self._reconcile_failures, 10)), 300.0)
+        self._reconcile_failures += 1
+        QTimer.singleShot(int(delay * 1000), self._retry_reconcile)
 
     def _retry_reconcile(self) -> None:
         if self._want and self.state == LOST and self.ws.connected:
@@ -255,6 +278,7 @@ class KiwoomRestBroker(Broker):
         if not self._want:
             return
         self.reconciles += 1
+        self._reconcile_failures = 0
         number = str(account.body.get("acctNo", "")).strip()
         if self.wanted_account and number and number != self.wanted_account:
             self._lost("account {} from the config is not this app key's account ({})".format(
@@ -675,8 +699,12 @@ class KiwoomRestBroker(Broker):
                 "Kiwoom's rate limit held the order until its time to live ran out; it was "
                 "not placed", RATE_LIMITED))  # fmt: skip
         elif exc.token_problem or exc.fatal:
+            # Re-issued once already (RestClient.call): the broker is lost until a new
+            # reconciliation gets through.
             self._finish(job, Result.failure(str(exc), BROKER_ERROR))
-            self._lost(str(exc))
+            if self.state == READY:
+                self._lost(str(exc))
+                self._schedule_reconcile()
         elif exc.sent:
             self._finish(job, Result.failure("{}; the order list is being checked".format(exc),
                                              BROKER_ERROR))  # fmt: skip
