@@ -139,6 +139,7 @@ class FakeKiwoomRest:
         condition_hits: Optional[List[str]] = None,
         reissue_kills_old: bool = True,
         max_codes: int = 100,
+        issue_refusal: Optional[int] = None,
     ) -> None:
         self.appkey = appkey
         self.secretkey = secretkey
@@ -167,6 +168,9 @@ class FakeKiwoomRest:
         self.condition_hits = list(condition_hits or [])
         self.reissue_kills_old = reissue_kills_old
         self.max_codes = max_codes
+        #: au10001 refuses with this code: 8050 (IP/terminal not registered), 8030 (mock key
+        #: on the real server)...
+        self.issue_refusal = issue_refusal
         self.clock_offset = 0.0
         # what happened (read by tests)
         self.calls: List[Dict[str, Any]] = []
@@ -436,6 +440,13 @@ class FakeKiwoomRest:
                 {"return_code": 2, "return_msg": "secretkey가 유효하지 않습니다[8002:secretkey]"},
                 {},
             )
+        if self.issue_refusal:
+            words = {
+                8050: "지정단말기 인증에 실패했습니다",
+                8030: "실전/모의 투자구분이 일치하지 않습니다(appkey)",
+            }
+            return 200, {"return_code": 2, "return_msg": "{}[{}:{}]".format(
+                words.get(self.issue_refusal, "오류"), self.issue_refusal, words.get(self.issue_refusal, ""))}, {}  # fmt: skip
         if self.reissue_kills_old:
             self.tokens.clear()
         token = "fAkEtOkEn{:04d}".format(next(self._token_nos)) + "x" * 73  # 86 chars, as observed

@@ -360,3 +360,28 @@ def test_a_program_that_ends_without_disconnect_is_not_held_by_the_network_threa
                              capture_output=True, text=True, timeout=30)  # fmt: skip
         assert out.returncode == 0 and "ready" in out.stdout, out.stderr[-2000:]
         assert fake.revoked  # it still revoked its token on the way out
+
+
+def test_an_unregistered_ip_is_said_in_plain_words_and_not_hammered(make_rig: Any) -> None:
+    rig = make_rig(fake_kwargs={"issue_refusal": 8050}, reconnect_base_s=0.5)
+    rig.broker.connect()
+    wait_until(lambda: rig.rec.connections, 10, "a word on the connection")
+    assert not rig.rec.connected
+    assert "IP is not registered" in rig.rec.connections[-1][1]
+    spin(1.0)
+    assert (
+        len([c for c in rig.fake.calls if c["api_id"] == "au10001" or c["path"] == "/oauth2/token"])
+        <= 3
+    )
+
+
+def test_at_most_200_items_per_connection(make_rig: Any) -> None:
+    rig = make_rig()
+    rig.connect()
+    codes = ["{:06d}".format(200000 + i) for i in range(250)]
+    rig.broker.subscribe(codes)
+    session = rig.fake.live_sessions()[0]
+    wait_until(lambda: len(session.types.get("0B", ())) == 199, 10, "199 codes registered")
+    assert all(f.get("return_code") is None for f in session.frames_in)
+    regs = [f for f in session.frames_in if f["trnm"] == "REG"]
+    assert max(len(f["data"][0]["item"]) for f in regs) <= 100
