@@ -96,7 +96,10 @@ SCHEMA: Dict[str, Dict[str, Field]] = {
     },
     "engine": {
         "broker": Field(
-            str, "sim", "sim, kiwoom or kiwoom_rest", _one_of("sim", "kiwoom", "kiwoom_rest")
+            str,
+            "sim",
+            "sim or kiwoom (OpenAPI+), or kiwoom_rest",
+            _one_of("sim", "kiwoom", "kiwoom_rest"),
         ),
         "account": Field(
             str,
