@@ -140,6 +140,7 @@ class FakeKiwoomRest:
         reissue_kills_old: bool = True,
         max_codes: int = 100,
         issue_refusal: Optional[int] = None,
+        order_answer_delay_s: float = 0.0,
     ) -> None:
         self.appkey = appkey
         self.secretkey = secretkey
@@ -171,6 +172,9 @@ class FakeKiwoomRest:
         #: au10001 refuses with this code: 8050 (IP/terminal not registered), 8030 (mock key
         #: on the real server)...
         self.issue_refusal = issue_refusal
+        #: kt1000x answers this late (after the order is placed and its events sent): a
+        #: client timeout then cannot tell whether the order went through.
+        self.order_answer_delay_s = order_answer_delay_s
         self.clock_offset = 0.0
         # what happened (read by tests)
         self.calls: List[Dict[str, Any]] = []
@@ -356,6 +360,8 @@ class FakeKiwoomRest:
                 asyncio.get_running_loop().call_later(
                     self.event_gap_s, lambda: asyncio.ensure_future(self._order_events(no))
                 )
+            if self.order_answer_delay_s:
+                await asyncio.sleep(self.order_answer_delay_s)
         extra = dict(extra)
         extra.setdefault("api-id", api_id)
         return status, answer, extra

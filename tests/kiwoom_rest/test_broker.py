@@ -385,3 +385,21 @@ def test_at_most_200_items_per_connection(make_rig: Any) -> None:
     assert all(f.get("return_code") is None for f in session.frames_in)
     regs = [f for f in session.frames_in if f["trnm"] == "REG"]
     assert max(len(f["data"][0]["item"]) for f in regs) <= 100
+
+
+def test_an_order_without_an_answer_is_never_sent_again(make_rig: Any) -> None:
+    rig = make_rig(fake_kwargs={"order_answer_delay_s": 1.5},
+                   settings={"engine.kiwoom_rest.timeout_s": 0.5})  # fmt: skip
+    rig.connect()
+    result = rig.call(lambda done: rig.broker.place_order(
+        OrderRequest("005930", "buy", 2, 72000, "limit", "lost-answer"), done))  # fmt: skip
+    assert not result.ok and result.error_code == "BROKER_ERROR"
+    assert "no answer" in result.message and "order list is being checked" in result.message
+    # Kiwoom did place it: the order and its fill arrive on the WebSocket all the same
+    wait_until(
+        lambda: any(o.status == "filled" for o in rig.rec.orders if o.code == "005930"),
+        10,
+        "the fill",
+    )
+    spin(2.0)
+    assert len(rig.fake.sent_orders("kt10000")) == 1  # sent once, never again
