@@ -232,6 +232,8 @@ class KiwoomRestBroker(Broker):
         self._lost(words)
 
     def _lost(self, words: str) -> None:
+        if self.state == LOST and self.last_message == words:
+            return  # said already (a session failure is reported once, not per retry)
         self.state = LOST
         self.last_message = words
         log.warning("kiwoom_rest: %s", words)
