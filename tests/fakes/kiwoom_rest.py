@@ -230,6 +230,10 @@ class FakeKiwoomRest:
             self._ws_server.close()
             for s in list(self.sessions):
                 s.ws.transport.abort()
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
 
         if self._thread is not None and self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
