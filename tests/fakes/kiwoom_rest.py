@@ -280,6 +280,15 @@ class FakeKiwoomRest:
     def push_condition(self, code: str, event: str = "I") -> None:
         self._in_loop(self._condition_event, code, event)
 
+    def push_raw(self, text: str) -> None:
+        """Send any text to every logged-in session (junk, half frames, wrong shapes)."""
+
+        async def send() -> None:
+            for s in self.live_sessions():
+                await s.ws.send(text)
+
+        self._in_loop(send)
+
     def set_price(self, code: str, price: int) -> None:
         self._in_loop(self.prices.__setitem__, code, price)
 

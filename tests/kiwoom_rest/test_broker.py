@@ -403,3 +403,41 @@ def test_an_order_without_an_answer_is_never_sent_again(make_rig: Any) -> None:
     )
     spin(2.0)
     assert len(rig.fake.sent_orders("kt10000")) == 1  # sent once, never again
+
+
+def test_a_refused_order_says_kiwooms_reason(make_rig: Any) -> None:
+    rig = make_rig()
+    rig.connect()
+    result = rig.call(lambda done: rig.broker.place_order(
+        OrderRequest("035420", "sell", 50, 200000, "limit", "too-many"), done))  # fmt: skip
+    assert not result.ok and result.error_code == "BROKER_ERROR"
+    assert (
+        result.message.startswith("Kiwoom rejected the order") and "매도가능수량" in result.message
+    )
+    assert rig.rec.connected
+
+
+def test_junk_from_the_websocket_costs_nothing(make_rig: Any) -> None:
+    rig = make_rig()
+    rig.broker.subscribe(["005930"])
+    rig.connect()
+    for junk in ('{"trnm":"REAL","data":[{"type":"00","item":"","values":{"9203":"0000999","911":"abc","900":"x"}}]}',
+                 '{"trnm":"REAL","data":[{"type":"0B","item":"005930","values":["not","a","dict"]}]}',
+                 '{"trnm":"REAL","data":[{"type":"04","item":"","values":{"9001":"A005930","930":"1e9999"}}]}',
+                 '{"trnm":"REAL","data":"nope"}', "not json", '["a list"]', '{"trnm":42}',
+                 '{"trnm":"REAL","data":[{"type":"0B","item":"005930","values":{"10":"+7a"}}]}'):  # fmt: skip
+        rig.fake.push_raw(junk)
+    spin(0.5)
+    assert rig.rec.connected
+    result = rig.call(lambda done: rig.broker.place_order(
+        OrderRequest("005930", "buy", 1, 72000, "limit", "after-junk"), done))  # fmt: skip
+    assert result.ok
+
+
+def test_the_token_is_renewed_before_expires_dt_even_when_idle(make_rig: Any) -> None:
+    rig = make_rig(fake_kwargs={"token_ttl_s": 3600}, renew_check_s=0.1)
+    rig.connect()
+    issued = rig.broker.rest.tokens_issued
+    rig.broker.rest.wall_clock = lambda: rig.fake.now() + 3300  # 5 minutes before expires_dt
+    wait_until(lambda: rig.broker.rest.tokens_issued > issued, 5, "a renewal")
+    assert [c for c in rig.fake.calls if c["api_id"] not in ("au10001", "")][-1]["return_code"] == 0

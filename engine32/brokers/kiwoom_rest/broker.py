@@ -707,12 +707,18 @@ class KiwoomRestBroker(Broker):
             if self.state == READY:
                 self._lost(str(exc))
                 self._schedule_reconcile()
-        elif exc.sent:
+        elif exc.sent and (exc.status == 0 or exc.status >= 500):
+            # No answer (a timeout, a broken connection): the order may or may not be placed.
+            # It is never sent again; the order list and the 00 stream will tell.
             self._finish(job, Result.failure("{}; the order list is being checked".format(exc),
                                              BROKER_ERROR))  # fmt: skip
             self.query_open_orders()
-        else:
+        elif exc.status == 0:
             self._finish(job, Result.failure(str(exc), BROKER_ERROR))
+        else:
+            self._finish(
+                job, Result.failure("Kiwoom rejected the order: " + str(exc), BROKER_ERROR)
+            )
 
     def _finish(self, job: _OrderJob, result: Result) -> None:
         if job in self._jobs:
