@@ -33,7 +33,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         "OpenAPI+) and is controlled through Redis (docs/protocol.md, docs/scripting.md).",
     )
     parser.add_argument(
-        "--broker", choices=("sim", "kiwoom"), help="broker adapter (config [engine] broker)"
+        "--broker",
+        choices=("sim", "kiwoom", "kiwoom_rest"),
+        help="broker adapter (config [engine] broker)",
     )
     parser.add_argument(
         "--config", help="config file (default $KC_CONFIG or the repository's config.toml)"

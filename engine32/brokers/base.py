@@ -60,7 +60,7 @@ class ModifyRequest(NamedTuple):
 class BrokerInfo(NamedTuple):
     """What the engine reports about its broker in ``P:engine``."""
 
-    broker: str  # "sim" | "kiwoom"
+    broker: str  # "sim" | "kiwoom" | "kiwoom_rest"
     mode: str  # "sim" | "mock" (Kiwoom's mock-trading server) | "real"
     account: str  # masked
     connected: bool
