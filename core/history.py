@@ -232,3 +232,33 @@ async def orders_today(
                  ORDER BY ts, run, seq"""
     records = await conn.fetch(sql, start, end, code)
     return [dict(r) for r in records]
+
+
+async def fills_between(
+    conn: asyncpg.Connection,
+    start: datetime.datetime | None,
+    end: datetime.datetime,
+    code: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every fill with ``start <= ts < end`` (``start`` None: from the first), oldest first,
+    with all the columns the ``fills`` table has (``venue`` once the writer stores it)."""
+    end = _aware(end)
+    records = await conn.fetch(
+        """SELECT * FROM fills
+           WHERE ($1::timestamptz IS NULL OR ts >= $1) AND ts < $2
+             AND ($3::text IS NULL OR code = $3)
+           ORDER BY ts, run, seq""",
+        None if start is None else _aware(start),
+        end,
+        code,
+    )
+    return [dict(r) for r in records]
+
+
+async def code_names(conn: asyncpg.Connection) -> dict[str, str]:
+    """code → the latest Korean name the engine gave it on an order."""
+    records = await conn.fetch(
+        """SELECT DISTINCT ON (code) code, name FROM orders WHERE name <> ''
+           ORDER BY code, ts DESC"""
+    )
+    return {r["code"]: r["name"] for r in records}
