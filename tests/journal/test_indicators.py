@@ -58,7 +58,9 @@ def test_vwap_restarts_each_session_and_skips_zero_volume() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(1000, 2000), st.integers(0, 500), st.booleans()), max_size=60))
+@given(
+    st.lists(st.tuples(st.integers(1000, 2000), st.integers(0, 500), st.booleans()), max_size=60)
+)
 def test_vwap_against_a_loop(rows: list[tuple[int, int, bool]]) -> None:
     h = [p + 10 for p, _, _ in rows]
     lo = [p - 10 for p, _, _ in rows]
