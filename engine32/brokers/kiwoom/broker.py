@@ -28,6 +28,7 @@ from core.protocol.events import BUY, LIMIT, MARKET, SELL, Account, Order, Posit
 
 from ..base import Broker, BrokerInfo, BrokerListener, Done, ModifyRequest, OrderRequest, Result
 from . import chejan, tr
+from . import history as chart
 from .control import Control
 from .errors import QUERY_RATE_EXCEEDED, SOCKET_CLOSED, describe
 from .ratelimit import (
@@ -85,7 +86,7 @@ class _TrJob:
         self,
         trcode: str,
         inputs: tr.Inputs,
-        on_page: Callable[[tr.Page], None],
+        on_page: Callable[[tr.Page], Optional[bool]],
         on_done: Callable[[], None],
         on_error: Callable[[str], None],
     ) -> None:
@@ -510,6 +511,36 @@ class KiwoomBroker(Broker):
             tr.ORDERS, tr.orders_inputs(self.account), page, lambda: None, self._log_query_error
         )
 
+    def history(self, code: str, interval: str, count: int, done: Done) -> None:
+        """``opt10081``/``opt10080`` with continuation, through the TR rate limits."""
+        if self.state != READY:
+            done(Result.failure(self._not_ready(), NOT_READY))
+            return
+        now = krx.now_kst()
+        collected: List[List[int]] = []
+        answered = [False]
+
+        def once(result: Result) -> None:
+            if not answered[0]:
+                answered[0] = True
+                done(result)
+
+        def page(p: tr.Page) -> bool:
+            collected.extend(chart.read_page(p, interval))
+            return len(collected) <= count  # one spare row: today's candle is dropped
+
+        def finished() -> None:
+            candles = chart.finish(collected, interval, count, now)
+            once(Result.success(candles=candles, source=self.name))
+
+        self._query(
+            chart.trcode_of(interval),
+            chart.inputs(code, interval, now.date()),
+            page,
+            finished,
+            lambda words: once(Result.failure("history of {}: {}".format(code, words))),
+        )
+
     def _log_query_error(self, words: str) -> None:
         log.warning("kiwoom query failed: %s", words)
 
@@ -517,7 +548,7 @@ class KiwoomBroker(Broker):
         self,
         trcode: str,
         inputs: tr.Inputs,
-        on_page: Callable[[tr.Page], None],
+        on_page: Callable[[tr.Page], Optional[bool]],
         on_done: Callable[[], Any],
         on_error: Callable[[str], None],
     ) -> None:
@@ -577,8 +608,8 @@ class KiwoomBroker(Broker):
             job.timer.stop()
         page = tr.Page(trcode, rqname, self.control.get_comm_data, self.control.get_repeat_cnt,
                        prev_next.strip() == "2")  # fmt: skip
-        job.on_page(page)
-        if page.has_next:
+        more = job.on_page(page)
+        if page.has_next and more is not False:  # on_page returns False when it has enough
             job.prev_next = 2
             if not self.tr_queue.submit(lambda: self._send_tr(job)):
                 job.on_error("too many queries waiting: query rate exceeded")
