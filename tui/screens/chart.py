@@ -335,6 +335,8 @@ class ChartScreen(Screen[None]):
         down = [b[5] if b[4] < b[1] else 0 for b in bars]
         plt.bar(dates, up, color="red", width=0.6)
         plt.bar(dates, down, color="blue", width=0.6)
+        top = max(max(up), max(down), 1)
+        plt.yticks([0, top // 2, top], ["0", fmt.compact(top // 2), fmt.compact(top)])
         plt.xticks([], [])
         plt.ylabel("Vol")
         plot.refresh()

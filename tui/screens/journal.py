@@ -145,7 +145,7 @@ class JournalScreen(Screen[None]):
                 fmt.krw(r["price"]),
                 fmt.krw(r["fee"]),
                 fmt.krw(r["tax"]),
-                fmt.krw(r["avg_cost"]),
+                fmt.krw(r["avg_cost"]) if r["position_qty"] else "–",
                 realised,
             )
         return t
@@ -182,5 +182,7 @@ class JournalScreen(Screen[None]):
         losses = [v if v < 0 else 0 for v in pnl]
         plt.bar(labels, gains, color="red", width=0.6)  # rises red
         plt.bar(labels, losses, color="blue", width=0.6)  # falls blue
+        marks = sorted({min(pnl + [0]), 0, max(pnl + [0])})
+        plt.yticks(marks, [f"{m:+,}" if m else "0" for m in marks])
         plt.title(f"Daily realised P&L, last {len(days)} trading day(s) (KRW)")
         plot.refresh()
