@@ -75,6 +75,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "journal",
         "Journal",
         "Open the trading journal: today's fills with fees, tax and realised P&L, daily P&L bars.",
+        show=False,
         group="View",
     ),
     ActionSpec(
