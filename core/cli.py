@@ -21,6 +21,7 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "writer": ("core.writer", "persist the event stream into PostgreSQL/TimescaleDB"),
     "send": ("core.send", "send one command to the engine and print its reply"),
     "status": ("core.status", "show the engine's, the writer's and Redis's health"),
+    "report": ("core.report", "the trading journal: fills, fees, tax and realised P&L"),
 }
 
 

@@ -120,6 +120,7 @@ class Engine(BrokerListener):
                 state_changed=self.publish_status,
                 watchlist_changed=self.publish_watchlist,
                 snapshot=self.snapshot,
+                emit=self.emit,
             ),
         )
         bridge = self.bridge  # the handler keeps the bridge (a QObject) alive as long as itself

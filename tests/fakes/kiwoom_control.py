@@ -32,6 +32,7 @@ Used by the engine too: ``[engine.kiwoom] control = "tests.fakes.kiwoom_control:
 """
 
 import collections
+import datetime
 import json
 import os
 import random
@@ -95,6 +96,17 @@ TAX_PCT = 0.20
 
 class FakeControlError(TypeError):
     """A call the real control would not accept (unknown signature, wrong argument types)."""
+
+
+#: Rows per page of the chart TRs (KOA Studio's max_repeat_count: koapy trinfo_by_code.json).
+CHART_PAGE_ROWS = {"opt10081": 600, "opt10080": 900}
+#: How much history the fake has per code (daily rows, minute rows).
+CHART_HISTORY_ROWS = {"opt10081": 1500, "opt10080": 2000}
+KST = datetime.timezone(datetime.timedelta(hours=9))
+
+
+def _tick_price(value: float) -> int:
+    return krx.snap(max(1.0, value))
 
 
 def _pad(value: int, width: int = 12) -> str:
@@ -386,10 +398,12 @@ class FakeKiwoomControl(QObject):
             "opw00001": self._tr_deposit,
             "opt10075": self._tr_orders,
             "opt10076": self._tr_history,
+            "opt10081": lambda: self._tr_chart(trcode, inputs),
+            "opt10080": lambda: self._tr_chart(trcode, inputs),
         }.get(trcode)
         if builder is None:
             return -201
-        if inputs.get("계좌번호") not in self.accounts:
+        if trcode not in CHART_PAGE_ROWS and inputs.get("계좌번호") not in self.accounts:
             self._later(
                 lambda: self.OnReceiveMsg.emit(screen, rqname, trcode, "[-340] 계좌정보가 없습니다")
             )
@@ -398,10 +412,11 @@ class FakeKiwoomControl(QObject):
             more = False
         else:
             single, all_rows = builder()
+            size = CHART_PAGE_ROWS.get(trcode, self.page_size)
             start = self._cursor.get(trcode, 0) if prev_next == 2 else 0
-            rows = all_rows[start : start + self.page_size]
-            more = start + self.page_size < len(all_rows)
-            self._cursor[trcode] = start + self.page_size
+            rows = all_rows[start : start + size]
+            more = start + size < len(all_rows)
+            self._cursor[trcode] = start + size
 
         def answer() -> None:
             self._tr_current[rqname] = (single, rows)
@@ -484,6 +499,51 @@ class FakeKiwoomControl(QObject):
                 "주문시간": "090000", "종목코드": order.code,
             })  # fmt: skip
         return {}, rows
+
+    def _tr_chart(
+        self, trcode: str, inputs: Dict[str, str]
+    ) -> Tuple[Dict[str, str], List[Dict[str, str]]]:
+        """Daily (opt10081) or one-minute (opt10080) candles, newest first, today's forming
+        candle on top, as the real control sends them: zero-padded daily prices, signed minute
+        prices (+/- against the previous close), 일자 YYYYMMDD / 체결시간 YYYYMMDDHHMMSS."""
+        code = inputs.get("종목코드", "")
+        if code not in self.stocks:
+            return {"종목코드": code}, []
+        base = self.stocks[code][1]
+        rng = random.Random("{}:{}".format(code, trcode))
+        now = datetime.datetime.now(KST)
+        rows: List[Dict[str, str]] = []
+        close = base
+        if trcode == "opt10081":
+            day = now.date()
+            for _ in range(CHART_HISTORY_ROWS[trcode]):
+                while day.weekday() >= 5:
+                    day -= datetime.timedelta(days=1)
+                o = _tick_price(close * (1 + rng.uniform(-0.01, 0.01)))
+                rows.append({"종목코드": code if not rows else "", "일자": day.strftime("%Y%m%d"),
+                             "현재가": _pad(close), "시가": _pad(o), "고가": _pad(max(o, close) + 100),
+                             "저가": _pad(max(1, min(o, close) - 100)), "거래량": _pad(rng.randint(1, 9) * 10000)})  # fmt: skip
+                close = _tick_price(close / (1 + rng.uniform(-0.02, 0.02)))
+                day -= datetime.timedelta(days=1)
+        else:
+            minute = now.replace(second=0, microsecond=0)
+            for _ in range(CHART_HISTORY_ROWS[trcode]):
+                while (
+                    not datetime.time(9, 0) <= minute.time() <= datetime.time(15, 30)
+                    or minute.weekday() >= 5
+                ):
+                    minute -= datetime.timedelta(minutes=1)
+                o = _tick_price(close * (1 + rng.uniform(-0.001, 0.001)))
+
+                def sign(p: int) -> str:
+                    return ("+" if p >= base else "-") + str(p)
+
+                rows.append({"현재가": sign(close), "시가": sign(o), "고가": sign(max(o, close)),
+                             "저가": sign(min(o, close)), "거래량": str(rng.randint(1, 900)),
+                             "체결시간": minute.strftime("%Y%m%d%H%M%S")})  # fmt: skip
+                close = _tick_price(close / (1 + rng.uniform(-0.002, 0.002)))
+                minute -= datetime.timedelta(minutes=1)
+        return {"종목코드": code}, rows
 
     def orderable(self) -> int:
         reserved = sum(o.open_qty * (o.price or self.stocks[o.code][2]) for o in self.orders.values()

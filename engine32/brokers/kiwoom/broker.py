@@ -33,6 +33,7 @@ from core.protocol.events import BUY, LIMIT, MARKET, SELL, Account, Order, Posit
 
 from ..base import Broker, BrokerInfo, BrokerListener, Done, ModifyRequest, OrderRequest, Result
 from . import chejan, tr
+from . import history as chart
 from .control import Control
 from .errors import ORDER_RATE_CODES, QUERY_RATE_EXCEEDED, SOCKET_CLOSED, describe, is_refusal
 from .popups import PopupWatcher
@@ -106,7 +107,7 @@ class _TrJob:
         self,
         trcode: str,
         inputs: tr.Inputs,
-        on_page: Callable[[tr.Page], None],
+        on_page: Callable[[tr.Page], Optional[bool]],
         on_done: Callable[[], None],
         on_error: Callable[[str], None],
     ) -> None:
@@ -632,6 +633,36 @@ class KiwoomBroker(Broker):
 
         self._query(tr.HISTORY, tr.history_inputs(self.account), page, done, failed)
 
+    def history(self, code: str, interval: str, count: int, done: Done) -> None:
+        """``opt10081``/``opt10080`` with continuation, through the TR rate limits."""
+        if self.state != READY:
+            done(Result.failure(self._not_ready(), NOT_READY))
+            return
+        now = krx.now_kst()
+        collected: List[List[int]] = []
+        answered = [False]
+
+        def once(result: Result) -> None:
+            if not answered[0]:
+                answered[0] = True
+                done(result)
+
+        def page(p: tr.Page) -> bool:
+            collected.extend(chart.read_page(p, interval))
+            return len(collected) <= count  # one spare row: today's candle is dropped
+
+        def finished() -> None:
+            candles = chart.finish(collected, interval, count, now)
+            once(Result.success(candles=candles, source=self.name))
+
+        self._query(
+            chart.trcode_of(interval),
+            chart.inputs(code, interval, now.date()),
+            page,
+            finished,
+            lambda words: once(Result.failure("history of {}: {}".format(code, words))),
+        )
+
     def _log_query_error(self, words: str) -> None:
         log.warning("kiwoom query failed: %s", words)
 
@@ -639,7 +670,7 @@ class KiwoomBroker(Broker):
         self,
         trcode: str,
         inputs: tr.Inputs,
-        on_page: Callable[[tr.Page], None],
+        on_page: Callable[[tr.Page], Optional[bool]],
         on_done: Callable[[], Any],
         on_error: Callable[[str], None],
     ) -> None:
@@ -716,8 +747,8 @@ class KiwoomBroker(Broker):
             job.timer.stop()
         page = tr.Page(trcode, rqname, self.control.get_comm_data, self.control.get_repeat_cnt,
                        prev_next.strip() == "2")  # fmt: skip
-        job.on_page(page)
-        if page.has_next:
+        more = job.on_page(page)
+        if page.has_next and more is not False:  # on_page returns False when it has enough
             job.prev_next = 2
             if not self.tr_queue.submit(lambda: self._send_tr(job)):
                 self._give_back_screen(job)
