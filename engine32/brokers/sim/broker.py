@@ -22,6 +22,7 @@ from core.protocol.events import Order
 from ..base import Broker, BrokerInfo, BrokerListener, Done, ModifyRequest, OrderRequest, Result
 from .clock import SimClock
 from .exchange import Clock, SimExchange, kst_time
+from .history import past_candles
 from .universe import build_universe
 
 log = logging.getLogger(__name__)
@@ -285,6 +286,18 @@ class SimBroker(Broker):
 
     def open_orders(self) -> List[Order]:
         return self.exchange.open_orders()
+
+    def history(self, code: str, interval: str, count: int, done: Done) -> None:
+        """Past candles generated from the seed, ending at the previous close (``history``)."""
+        base = self.exchange.base_price(code)
+        if not base:
+            self._call(done, Result.failure("unknown code {}".format(code), INVALID_ARGUMENT))
+            return
+        today = datetime.datetime.fromtimestamp(self.exchange.clock() / 1000.0, krx.KST).date()
+        candles = past_candles(
+            self.seed, code, base, interval, count, today, self.settings["volatility"]
+        )
+        self._call(done, Result.success(candles=candles, source="sim"))
 
     # -- queries ------------------------------------------------------------------------------------
     def query_positions(self) -> None:
