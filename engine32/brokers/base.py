@@ -145,6 +145,10 @@ class Broker(abc.ABC):
     # -- venues (issue 12; the REST broker maps them to dmst_stex_tp) -------------------------
     #: Venues this broker can route orders to. A broker that knows NXT adds "NXT" and "SOR".
     venues: Tuple[str, ...] = (sessions.KRX,)
+    #: Whether the engine refuses, before the risk limits, what the venue's phase at
+    #: :meth:`market_clock` does not take. Off by default: a broker whose tests drive a fake
+    #: server at wall-clock time opts in once its clock can be set (the simulator's is).
+    checks_phases = False
 
     def market_clock(self) -> datetime.datetime:
         """The KST time the broker's market runs at (the wall clock; the simulator's own)."""
@@ -165,12 +169,15 @@ class Broker(abc.ABC):
 
     def check_venue(self, code: str, venue: str, kind: str) -> str:
         """Why an order for ``code`` of ``kind`` cannot go to ``venue`` now ('' when it can):
-        the broker cannot route there, the code does not trade there, or the venue's phase
-        does not accept the order. Checked by the engine before the risk limits."""
+        the broker cannot route there, or (with :attr:`checks_phases`) the code does not trade
+        there or the venue's phase does not accept the order. Checked by the engine before
+        the risk limits."""
         if venue not in self.venues:
             return "the {} broker routes orders to {} only, not {}".format(
                 self.name, "/".join(self.venues), venue
             )
+        if not self.checks_phases:
+            return ""
         return sessions.check_order(venue, kind, self.market_clock(), self.nxt_eligible(code))
 
     # -- orders ----------------------------------------------------------------------------

@@ -201,6 +201,8 @@ class SimBroker(Broker):
         return self.exchange.phase_at(self.exchange.clock())
 
     # -- venues (issue 12) ----------------------------------------------------------------------
+    checks_phases = True
+
     @property
     def venues(self) -> Tuple[str, ...]:  # type: ignore[override]
         if self.exchange.sessions == "krx":
