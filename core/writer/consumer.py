@@ -856,7 +856,12 @@ class Writer:
                 pipe.xinfo_stream(self.keys.events)
                 pipe.xinfo_groups(self.keys.events)
                 pipe.xpending(self.keys.events, GROUP)
-                (sec, usec), stream, groups, pend = await pipe.execute()
+                try:
+                    (sec, usec), stream, groups, pend = await pipe.execute()
+                except rexc.ResponseError:
+                    # No stream or group yet (e.g. db_down before the group was made): the
+                    # state and last_error below must still reach kc status.
+                    groups = []
                 group = next((g for g in groups if _text(g.get("name")) == GROUP), None)
                 if group is not None:
                     self._update_lag(stream, group)
