@@ -14,6 +14,7 @@ import collections
 import itertools
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -130,7 +131,7 @@ class StreamBudget:
                 self.bytes -= oldest[1]
                 continue
             per = oldest[1] / oldest[0]
-            drop = min(int(oldest[0]) - 1, int(excess // per) + 1)
+            drop = min(int(oldest[0]) - 1, int(math.ceil(excess / per)))
             oldest[0] -= drop
             oldest[1] -= drop * per
             self.count -= drop

@@ -253,3 +253,41 @@ def test_take_script_does_not_decode_an_oversized_entry(redis_url):
     finally:
         r.delete(keys.cmd, keys.cmd_processing, keys.seen("small"))
         r.close()
+
+
+def test_stream_budget_keeps_the_newest_entries_that_fit():
+    from engine32.publisher import StreamBudget
+
+    b = StreamBudget(budget=10000, cap=1000000)
+    b.seed(50, 50 * 100.0)  # what the stream held at start: 5,000 bytes
+    assert b.maxlen == 50
+    b.add(10, 10 * 400.0)  # 4,000 more: 9,000, all fit
+    assert b.maxlen == 60
+    b.add(5, 5 * 400.0)  # 11,000: 1,000 over, the oldest (100 B each) go first
+    assert b.maxlen == 65 - 10 and b.bytes <= 10000
+    b.add(30, 30 * 400.0)  # 12,000 of new entries alone: only the newest 25 fit
+    assert b.maxlen == 25 and b.bytes <= 10000
+    capped = StreamBudget(budget=10**9, cap=40)
+    capped.add(100, 100.0)
+    assert capped.maxlen == 40
+
+
+def test_engine_keeps_the_stream_within_its_memory_budget(engine_factory):
+    """At 5,000 quotes/s a 1 MB budget holds about 20 quote batches: the stream stays there
+    (measured by Redis itself), whatever the count limit says."""
+    eng = engine_factory(
+        settings={
+            "sim.quote_rate": 5000,
+            "engine.stream_budget_mb": 1,
+            "engine.stream_maxlen": 10**6,
+        }
+    )
+    eng.wait_ready()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and int(eng.engine_hash().get("seq") or 0) < 150:
+        time.sleep(0.1)
+    assert int(eng.engine_hash()["seq"]) >= 150
+    used = eng.redis.memory_usage(eng.keys.events, samples=0)
+    entries = eng.redis.xlen(eng.keys.events)
+    assert used < 2 * 1024 * 1024, (used, entries)
+    assert entries < 150

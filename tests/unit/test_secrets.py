@@ -173,3 +173,22 @@ def test_writer_flags_get_the_environment_credentials():
     r = redis.connection.parse_url(s.redis_url)
     assert (r["username"], r["password"]) == ("writer", "r/pw")
     assert urlsplit(s.dsn).password == "d%40pw" and "kc:" in s.dsn
+
+
+def test_kc_status_with_odd_passwords_says_why_without_them(tmp_path):
+    """Before: a password with ``/`` in the file crashed ``kc status`` (``Port could not be
+    cast``); now the file's URL is refused, and the same password from the environment is
+    merged and used, the error redacted."""
+    import os
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[redis]\nurl = "redis://kc:Hx7/secret@127.0.0.1:1/0"\n')
+    done = _run("-m", "core.status", "--config", str(cfg), env=env)
+    assert done.returncode == 2 and "holds a password" in done.stderr
+    assert "Hx7" not in done.stderr + done.stdout and "Traceback" not in done.stderr
+    cfg.write_text('[redis]\nurl = "redis://127.0.0.1:1/0"\nusername = "kc"\n')
+    env["KC_REDIS_PASSWORD"] = "Hx7/secret@x"
+    done = _run("-m", "core.status", "--config", str(cfg), env=env)
+    assert done.returncode == 3 and "unreachable" in done.stderr, done.stderr
+    assert "Hx7" not in done.stderr + done.stdout and "Traceback" not in done.stderr
