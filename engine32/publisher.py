@@ -566,7 +566,8 @@ class Publisher:
         if tail:
             packed.extend(conn.pack_commands(tail))
             count += len(tail)
-        results = send_packed(conn, packed, count)
+        # one buffer, one sendall (per-item packing would otherwise mean a syscall per item)
+        results = send_packed(conn, [b"".join(packed)], count)
         for result in results:
             if isinstance(result, Exception):
                 log.error("Redis refused a write: %s", result)

@@ -291,3 +291,33 @@ def test_engine_keeps_the_stream_within_its_memory_budget(engine_factory):
     entries = eng.redis.xlen(eng.keys.events)
     assert used < 2 * 1024 * 1024, (used, entries)
     assert entries < 150
+
+
+def test_one_bad_item_costs_the_rest_of_its_round_nothing(redis_url, redis_client):
+    """The publisher encodes each item on its own: a surrogate anywhere is written as U+FFFD,
+    a reply that cannot be encoded at all is still answered (an error, on its list, and its
+    command leaves processing), and the other items of the same round are all written."""
+    from core.protocol import Envelope, Keys
+    from engine32.publisher import Event, Publisher, ReplyEvent
+
+    keys = Keys("pub9")
+    pub = Publisher(redis_url, keys)
+    redis_client.rpush(keys.cmd_processing, "raw-bad", "raw-ok")
+    # queued before the thread starts, so that they go out in one round
+    pub.put(Event(Envelope("log", "run-9", 1, 1, {"level": "INFO", "message": "a\ud800b"})))
+    bad = {"id": "r-bad", "cmd": "ping", "ok": True, "ts": 1, "result": {"x": object()}}
+    pub.put(ReplyEvent(Envelope("reply", "run-9", 2, 2, bad), b"raw-bad", 60))
+    good = {"id": "r-ok", "cmd": "ping", "ok": True, "ts": 1, "result": {"s": "\udfff"}}
+    pub.put(ReplyEvent(Envelope("reply", "run-9", 3, 3, good), b"raw-ok", 60))
+    pub.start()
+    try:
+        assert pub.wait_idle(10)
+    finally:
+        pub.stop()
+    events = [json.loads(f["e"]) for _, f in redis_client.xrange(keys.events)]
+    assert [e["seq"] for e in events] == [1, 2, 3]
+    assert events[0]["data"]["message"] == "a\ufffdb"
+    failed = json.loads(redis_client.lindex(keys.reply("r-bad"), 0))
+    assert not failed["ok"] and failed["error"]["code"] == "BROKER_ERROR"
+    assert json.loads(redis_client.lindex(keys.reply("r-ok"), 0))["result"]["s"] == "\ufffd"
+    assert redis_client.llen(keys.cmd_processing) == 0
