@@ -138,11 +138,11 @@ def main() -> int:
                 if i % 10 == 0:
                     buy_id = f"b{n}-{i}"
                     buy = {"id": buy_id, "cmd": "buy", "code": "005930", "qty": 1}
-                    buy.update(type="market", ts=now)
+                    buy.update(type="market", ts=now, ttl_ms=600000)  # the queue is long
                     c.rpush(keys.cmd, json.dumps(buy))
                     queued[n] += 1
                     buys[n].append(buy_id)
-                if i % 2000 == 1999:
+                if i % 500 == 499:
                     try:
                         c.rpush(keys.cmd, b'{"id":"huge","cmd":"ping","pad":"' + b"y" * 3 * 2**20)
                     except redis.RedisError:
@@ -191,10 +191,15 @@ def main() -> int:
             if e["type"] == "fill":
                 fills.add(e["data"]["order_id"])
         missing = len(accepted - fills)
+        refusals: dict[str, int] = {}
+        for x in replies:
+            if x.get("cmd") == "buy" and str(x.get("id", "")).startswith("b") and not x["ok"]:
+                refusals[x["error"]["code"]] = refusals.get(x["error"]["code"], 0) + 1
         alive = engine.poll() is None and r.exists(keys.engine_alive)
         print(
             f"hostile: {total} queued, {len(replies)} reply events, {len(accepted)} buys accepted"
         )
+        print(f"hostile: buys refused (in words, by code): {refusals}")
         print(f"hostile: {sum(refused_by_redis)} multi-MB entries refused by Redis itself")
         print(f"hostile: {r.llen(keys.cmd_processing)} left in processing")
         print(
