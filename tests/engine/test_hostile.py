@@ -63,7 +63,9 @@ def _stream_end(engine: Any) -> str:
 @given(
     batches=st.lists(
         st.lists(
-            st.tuples(hostile_command(), st.sampled_from(["id", "bad-id", "none"])), max_size=8
+            st.tuples(hostile_command(), st.sampled_from(["id", "bad-id", "none"])),
+            min_size=1,
+            max_size=8,
         ),
         min_size=3,
         max_size=4,
