@@ -24,7 +24,7 @@ import redis
 
 from core.config import redact
 from core.protocol import Envelope, Keys
-from core.protocol.names import REPLY_TTL_S
+from core.protocol.names import REPLY_TTL_S, WRITER_GROUP
 
 log = logging.getLogger("engine32.publisher")
 
@@ -87,6 +87,31 @@ def wire(arg: Any) -> Any:
 #: Bytes a stream entry costs besides its envelope text (id, field name, listpack headers and
 #: the radix tree's share), measured with MEMORY USAGE (docs/operations.md, "Redis memory").
 ENTRY_OVERHEAD_BYTES = 48
+
+
+#: How often the publisher asks where the writer is (XINFO GROUPS, XPENDING), seconds.
+FLOOR_EVERY_S = 1.0
+
+
+def writer_floor(client: "redis.Redis", stream: str) -> Optional[Any]:
+    """The oldest entry of ``stream`` the writer's group has not acknowledged (committed):
+    the smallest pending id, or else the last delivered one (everything before it is
+    committed). None when there is no stream or no writer group: nothing is known to be safe.
+    """
+    try:
+        groups = client.xinfo_groups(stream)
+        group = next((g for g in groups if _text(g.get("name")) == WRITER_GROUP), None)
+        if group is None:
+            return None
+        if group.get("pending"):
+            return client.xpending(stream, WRITER_GROUP)["min"]
+        return group.get("last-delivered-id")
+    except redis.ResponseError:
+        return None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class StreamBudget:
@@ -359,6 +384,10 @@ class Publisher:
             StreamBudget(stream_budget_bytes, stream_maxlen) if stream_budget_bytes > 0 else None
         )
         self._budget_seeded = False
+        #: the oldest P:events id the writer has not committed yet (None: no writer group),
+        #: refreshed every FLOOR_EVERY_S; entries older than it are trimmed (XTRIM MINID)
+        self._floor: Optional[Any] = None
+        self._floor_at = 0.0
         self.on_reconnect = on_reconnect
         self._url = redis_url
         self._factory = client_factory or (
@@ -486,6 +515,9 @@ class Publisher:
                     self.connected = True
                     if self.budget is not None and not self._budget_seeded:
                         self._seed_budget(client)
+                if self.budget is not None and time.monotonic() - self._floor_at >= FLOOR_EVERY_S:
+                    self._floor = writer_floor(client, self.keys.events)
+                    self._floor_at = time.monotonic()
                 self._write(conn, batch)
                 backoff = BACKOFF_FIRST_S
                 with self._cond:
@@ -562,6 +594,10 @@ class Publisher:
             tail.append(("HSET", self.keys.engine, "seq", top))
         if self.budget is not None and entries:
             self.budget.add(entries, nbytes)
+            # What the writer has committed goes at once; the byte budget is the hard cap for
+            # what it has not (a writer down for long: the oldest go, and it records the gap).
+            if self._floor is not None:
+                tail.append(("XTRIM", self.keys.events, "MINID", "~", self._floor))
             tail.append(("XTRIM", self.keys.events, "MAXLEN", "~", self.budget.maxlen))
         if tail:
             packed.extend(conn.pack_commands(tail))

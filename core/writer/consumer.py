@@ -40,6 +40,7 @@ from redis import exceptions as rexc
 
 from core.config import Config, redact
 from core.protocol import Keys
+from core.protocol.names import WRITER_GROUP
 
 from . import schema, timescale
 from .batching import Batch, BatchPolicy, DeadLetter
@@ -49,7 +50,7 @@ from .tables import Poison
 
 log = logging.getLogger("core.writer")
 
-GROUP = "writer"
+GROUP = WRITER_GROUP
 
 #: Entries asked for by the first read, before the rows an entry brings are known.
 FIRST_READ_COUNT = 50

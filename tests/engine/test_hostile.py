@@ -323,3 +323,35 @@ def test_one_bad_item_costs_the_rest_of_its_round_nothing(redis_url, redis_clien
     assert not failed["ok"] and failed["error"]["code"] == "BROKER_ERROR"
     assert json.loads(redis_client.lindex(keys.reply("r-ok"), 0))["result"]["s"] == "\ufffd"
     assert redis_client.llen(keys.cmd_processing) == 0
+
+
+def test_engine_trims_what_the_writer_committed_and_nothing_it_has_not(engine_factory):
+    """With a writer group on the stream, entries it has not acknowledged are never trimmed
+    (however many there are, within the byte budget); once acknowledged they go."""
+    eng = engine_factory(settings={"sim.quote_rate": 3000, "engine.stream_maxlen": 10**6})
+    eng.wait_ready()
+    r, stream = eng.redis, eng.keys.events
+    r.xgroup_create(stream, "writer", id="0")
+    deadline = time.monotonic() + 60
+    while r.xlen(stream) < 400 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # the writer has taken 200 entries and committed 100 of them
+    taken = r.xreadgroup("writer", "w1", {stream: ">"}, count=200)[0][1]
+    r.xack(stream, "writer", *[i for i, _ in taken[:100]])
+    first_unacked = taken[100][0]
+    time.sleep(2.5)  # a few publisher rounds, each with its floor refreshed every second
+    assert r.xrange(stream, first_unacked, first_unacked), "a delivered, unacked entry was trimmed"
+    assert r.xrange(stream, "-", "+", count=1)[0][0] <= first_unacked
+    kept = {i for i, _ in r.xrange(stream, first_unacked, "+")}
+    assert {i for i, _ in taken[100:]} <= kept  # every unacknowledged entry is still there
+    # now it commits everything it was given and reads the rest: the stream shrinks
+    r.xack(stream, "writer", *[i for i, _ in taken[100:]])
+    while True:
+        more = r.xreadgroup("writer", "w1", {stream: ">"}, count=1000)
+        if not more or not more[0][1]:
+            break
+        r.xack(stream, "writer", *[i for i, _ in more[0][1]])
+    deadline = time.monotonic() + 10
+    while r.xlen(stream) > 300 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert r.xlen(stream) <= 300  # whole 100-entry nodes go with MINID ~
