@@ -624,6 +624,9 @@ def test_real_config_is_loaded(server, admin):
     assert admin.config_get("appendonly") == {"appendonly": "yes"}
     assert admin.config_get("appendfsync") == {"appendfsync": "everysec"}
     assert admin.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+    # issue 9: a memory budget (docs/operations.md) and no 400 MB single argument
+    assert admin.config_get("maxmemory") == {"maxmemory": str(150 * 1024 * 1024)}
+    assert admin.config_get("proto-max-bulk-len") == {"proto-max-bulk-len": str(1024 * 1024)}
     assert admin.config_get("aclfile")["aclfile"].endswith("users.acl")
     users = set(admin.acl_users())
     assert users == {"default", "engine", "tui", "writer", "script", "admin", "health"}
