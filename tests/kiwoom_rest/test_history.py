@@ -14,8 +14,9 @@ from typing import Any, Dict, List
 
 import pytest
 
-from core.protocol.errors import BROKER_ERROR, NOT_READY
+from core.protocol.errors import BROKER_ERROR, NOT_READY, RATE_LIMITED
 from core.protocol.krx import KST
+from engine32.brokers.kiwoom_rest import broker as rest_broker
 from tests.fakes.kiwoom_rest import FakeKiwoomRest
 from tests.helpers.engine_process import EngineProcess
 
@@ -131,6 +132,23 @@ def test_a_429_is_waited_out_and_never_reaches_the_caller(make_rig: Any) -> None
     assert [c["next_key"] for c in ok] == ["", "ka10081-600", "ka10081-1200"]
     # all the fake has, minus today's forming candle
     assert result.value["candles"] == rig.fake.chart_candles("005930", "1d")[:-1]
+
+
+def test_a_rate_limit_that_outlasts_the_budget_is_rate_limited_not_a_failure(
+    make_rig: Any, monkeypatch: Any
+) -> None:
+    # a budget shorter than Kiwoom's one-second pause: the second page cannot be had in time
+    monkeypatch.setattr(rest_broker, "HISTORY_BUDGET_S", 0.3)
+    rig = _rig(make_rig, rate_limits={"ka10081": 1})
+    rig.connect()
+    result = rig.call(lambda done: rig.broker.history("005930", "1d", 1000, done))
+    assert not result.ok and result.error_code == RATE_LIMITED
+    assert "rate limit" in result.message and "005930" in result.message
+    assert [c["status"] for c in _chart_calls(rig, "ka10081")] == [200, 429]
+    # the limit passes: the same request then succeeds
+    monkeypatch.setattr(rest_broker, "HISTORY_BUDGET_S", 30.0)
+    again = rig.call(lambda done: rig.broker.history("005930", "1d", 1000, done), timeout=30)
+    assert again.ok and len(again.value["candles"]) == 1000
 
 
 def test_the_answer_arrives_on_the_qt_thread(make_rig: Any) -> None:
