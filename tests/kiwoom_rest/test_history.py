@@ -17,6 +17,7 @@ import pytest
 from core.protocol.errors import BROKER_ERROR, NOT_READY, RATE_LIMITED
 from core.protocol.krx import KST
 from engine32.brokers.kiwoom_rest import broker as rest_broker
+from engine32.brokers.kiwoom_rest import chart
 from tests.fakes.kiwoom_rest import FakeKiwoomRest
 from tests.helpers.engine_process import EngineProcess
 
@@ -214,3 +215,25 @@ def test_redis_cli_history_on_the_engine_publishes_candles(
         assert got == complete[-700:]
         pages = [c for c in fake.calls if c["api_id"] == "ka10081"]
         assert [p["cont_yn"] for p in pages if p["status"] == 200] == ["", "Y"]
+
+
+def test_rows_that_are_not_candles_are_skipped_not_fatal() -> None:
+    good = {"cntr_tm": "20261124152900", "cur_prc": "-70100", "open_pric": "+70300",
+            "high_pric": "+70400", "low_pric": "-69900", "trde_qty": "1234"}  # fmt: skip
+    rows: List[Any] = [
+        "junk",
+        None,
+        dict(good, cur_prc="x"),  # not a number
+        dict(good, cntr_tm="2026112415"),  # not a time
+        dict(good, cur_prc="0"),  # no price
+        dict(good, cur_prc="1e400"),  # not a finite number
+        good,
+    ]
+    assert chart.read_rows(rows, "1m") == [
+        [_ms("20261124152900", "%Y%m%d%H%M%S"), 70300, 70400, 69900, 70100, 1234]
+    ]
+    daily = {"dt": "20261124", "cur_prc": "70100", "open_pric": "70300", "high_pric": "70400",
+             "low_pric": "69900", "trde_qty": "1234"}  # fmt: skip
+    assert chart.read_rows([daily], "1d") == [
+        [_ms("20261124", "%Y%m%d"), 70300, 70400, 69900, 70100, 1234]
+    ]

@@ -537,8 +537,7 @@ class KiwoomRestBroker(Broker):
                     break  # "조회할 자료가 없습니다" on a later page: the end of the past
                 raise
             rows = page.body.get(rows_key) or []
-            got = chart.read_rows([r for r in rows if isinstance(r, dict)]
-                                  if isinstance(rows, list) else [], interval)  # fmt: skip
+            got = chart.read_rows(rows if isinstance(rows, list) else [], interval)
             collected.extend(got)
             if not got or len(chart.finish(collected, interval, count, now)) >= count:
                 break

@@ -79,10 +79,24 @@ def max_pages(interval: str, count: int) -> int:
     return (count + 1 + size - 1) // size + 2
 
 
-def read_rows(rows: List[Dict[str, Any]], interval: str) -> List[Candle]:
-    """One page's rows as candles, newest first (unreadable rows skipped)."""
-    page = RestPage(api_id_of(interval), {}, KEYS, rows=rows)
-    return ocx_chart.read_page(page, interval)
+def read_rows(rows: List[Any], interval: str) -> List[Candle]:
+    """One page's rows as candles, newest first. A row that is not a candle (not an object,
+    a date that is not exactly ``YYYYMMDD``/``YYYYMMDDHHmmss``, a price that is not a number)
+    is skipped, never the whole answer."""
+    out: List[Candle] = []
+    when_key, width = ("dt", 8) if interval == "1d" else ("cntr_tm", 14)
+    for row in rows:
+        if not isinstance(row, dict):
+            continue
+        when = str(row.get(when_key, "")).strip()
+        if len(when) != width or not when.isdigit():
+            continue  # strptime would read "2026112415" as some other moment
+        try:
+            out.extend(ocx_chart.read_page(RestPage(api_id_of(interval), {}, KEYS, rows=[row]),
+                                           interval))  # fmt: skip
+        except (ValueError, OverflowError):
+            continue
+    return out
 
 
 def finish(
