@@ -151,6 +151,7 @@ class FakeKiwoomRest:
         chart_days: int = 1300,
         chart_minute_days: int = 5,
         chart_now: Optional[datetime.datetime] = None,
+        chart_end_no_data: bool = False,
     ) -> None:
         self.appkey = appkey
         self.secretkey = secretkey
@@ -191,6 +192,9 @@ class FakeKiwoomRest:
         self.chart_minute_days = chart_minute_days
         self.chart_now = chart_now
         self.chart_page_sizes = {"ka10081": 600, "ka10080": 900}
+        #: the last chart page still says cont-yn Y, and the page after it is
+        #: ``return_code`` 20 "조회할 자료가 없습니다" (a server that finds the end late)
+        self.chart_end_no_data = chart_end_no_data
         self.clock_offset = 0.0
         # what happened (read by tests)
         self.calls: List[Dict[str, Any]] = []
@@ -628,6 +632,17 @@ class FakeKiwoomRest:
             return self._refuse("필수 입력 값이 없습니다[1511:tic_scope]")
         return None
 
+    def _chart_page(self, api_id: str, rows: List[Dict[str, Any]], headers: Dict[str, str]) -> Any:
+        size = self.chart_page_sizes[api_id]
+        page, extra = self._page(api_id, rows, headers, size)
+        if self.chart_end_no_data:
+            if not page:
+                return None, {}
+            if extra.get("cont-yn") == "N":
+                start = len(rows) - len(page)
+                extra = {"cont-yn": "Y", "next-key": "{}-{}".format(api_id, start + size)}
+        return page, extra
+
     def _tr_ka10081(self, body: Dict[str, Any], headers: Dict[str, str]) -> Any:
         refusal = self._chart_refusal(body, "base_dt")
         if refusal:
@@ -646,7 +661,9 @@ class FakeKiwoomRest:
                          "dt": dt, "open_pric": str(o), "high_pric": str(h), "low_pric": str(lo),
                          "pred_pre": "{:+d}".format(c - prev) if c != prev else "0", "pred_pre_sig": sign,
                          "trde_tern_rt": "{:+.2f}".format(v * 100.0 / 5_969_782_550)})  # fmt: skip
-        page, extra = self._page("ka10081", rows, headers, self.chart_page_sizes["ka10081"])
+        page, extra = self._chart_page("ka10081", rows, headers)
+        if page is None:
+            return 200, {"return_code": 20, "return_msg": "조회할 자료가 없습니다"}, {}
         return 200, self._ok(stk_cd=code, stk_dt_pole_chart_qry=page), extra
 
     def _tr_ka10080(self, body: Dict[str, Any], headers: Dict[str, str]) -> Any:
@@ -672,7 +689,9 @@ class FakeKiwoomRest:
                          "low_pric": signed(lo, base), "acc_trde_qty": str(v),
                          "pred_pre": "{:+d}".format(c - base) if c != base else "0",
                          "pred_pre_sig": "2" if c > base else "5" if c < base else "3"})  # fmt: skip
-        page, extra = self._page("ka10080", rows, headers, self.chart_page_sizes["ka10080"])
+        page, extra = self._chart_page("ka10080", rows, headers)
+        if page is None:
+            return 200, {"return_code": 20, "return_msg": "조회할 자료가 없습니다"}, {}
         return 200, self._ok(stk_cd=code, stk_min_pole_chart_qry=page), extra
 
     def _tr_kt10000(self, body: Dict[str, Any], headers: Dict[str, str]) -> Any:

@@ -152,6 +152,19 @@ def test_a_rate_limit_that_outlasts_the_budget_is_rate_limited_not_a_failure(
     assert again.ok and len(again.value["candles"]) == 1000
 
 
+def test_no_data_after_the_last_page_ends_the_history_not_the_command(make_rig: Any) -> None:
+    rig = _rig(make_rig, chart_days=700, chart_end_no_data=True)
+    rig.connect()
+    result = rig.call(lambda done: rig.broker.history("005930", "1d", 5000, done))
+    assert result.ok, result
+    assert [c["return_code"] for c in _chart_calls(rig, "ka10081")] == [0, 0, 20]
+    assert result.value["candles"] == rig.fake.chart_candles("005930", "1d")[:-1]
+    # the same answer on the first page is a plain refusal (nothing to show)
+    rig.fake.chart_days = 0
+    empty = rig.call(lambda done: rig.broker.history("000660", "1d", 5, done))
+    assert not empty.ok and "조회할 자료가 없습니다" in empty.message
+
+
 def test_the_answer_arrives_on_the_qt_thread(make_rig: Any) -> None:
     rig = _rig(make_rig)
     rig.connect()
