@@ -21,6 +21,7 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "writer": ("core.writer", "persist the event stream into PostgreSQL/TimescaleDB"),
     "send": ("core.send", "send one command to the engine and print its reply"),
     "status": ("core.status", "show the engine's, the writer's and Redis's health"),
+    "gateway": ("core.gateway", "serve the live feed over WebSocket to browsers and programs"),
 }
 
 
