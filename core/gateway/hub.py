@@ -118,6 +118,7 @@ class Hub:
         self.on_event = on_event
         self.on_redis = on_redis
         self.up = False
+        self._reported_down = False
         self.events = 0
         self.reconnects = 0
 
@@ -133,9 +134,10 @@ class Hub:
             try:
                 await pubsub.psubscribe(self.keys.ev_pattern)
                 if not self.up:
-                    self.up = True
-                    delay = 0.1
-                    self.on_redis(True, "")
+                    self.up, delay = True, 0.1
+                    if self._reported_down:  # not at start: clients were told it was down
+                        self._reported_down = False
+                        self.on_redis(True, "")
                 while True:
                     msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if msg is None or msg.get("type") != "pmessage":
@@ -152,9 +154,9 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
-                if self.up:
-                    self.up = False
-                    self.reconnects += 1
+                if self.up or not self._reported_down:
+                    self.reconnects += int(self.up)
+                    self.up, self._reported_down = False, True
                     self.on_redis(False, type(exc).__name__)
                     log.warning("Redis unreachable (%s); retrying", type(exc).__name__)
                 await asyncio.sleep(delay)

@@ -169,11 +169,15 @@ class Client:
             self.gw.sent[self.channel] += 1
 
     async def send_snapshot(self, front: bool = False) -> None:
-        try:
-            text = await self.gw.hub.snapshot(self.channel, self.codes)
-        except (RedisError, OSError) as exc:
-            self.put(Item(notice("gateway", redis="down", error=type(exc).__name__), False))
-            return
+        for attempt in range(3):  # a pooled connection may be a dead one from before an outage
+            try:
+                text = await self.gw.hub.snapshot(self.channel, self.codes)
+                break
+            except (RedisError, OSError) as exc:
+                if attempt == 2:
+                    self.put(Item(notice("gateway", redis="down", error=type(exc).__name__), False))
+                    return
+                await asyncio.sleep(0.1 * (attempt + 1))
         head = json.loads(text[: text.index(',"ts":')] + "}")
         self.put(Item(text, False, head["run"], head["seq"], snapshot=True), front=front)
 

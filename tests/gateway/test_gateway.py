@@ -49,7 +49,9 @@ async def test_refused_at_the_handshake_and_logged_without_the_token(
     assert gw.snapshot_stats()["refused"] == 2
 
 
-async def test_accepted_with_bearer_or_query_token(redis_url, prefix, engine, start_gateway, caplog):
+async def test_accepted_with_bearer_or_query_token(
+    redis_url, prefix, engine, start_gateway, caplog
+):
     gw = await start_gateway(redis_url, prefix)
     caplog.set_level(logging.DEBUG)
     async with open_ws(gw, "positions") as ws:
@@ -99,7 +101,7 @@ async def test_snapshot_then_live_with_seq_and_filter(redis_url, prefix, engine,
         await ws.send(json.dumps({"op": "snapshot"}))
         assert (await next_of(ws, "snapshot"))["seq"] >= snap2["seq"]
         await ws.send("not json")
-        assert "error" == (await next_of(ws, "error"))["type"]
+        assert (await next_of(ws, "error"))["type"] == "error"
         await ws.send(json.dumps({"op": "subscribe", "codes": ["12"]}))
         assert "stock code" in (await next_of(ws, "error"))["data"]["message"]
 
