@@ -64,10 +64,9 @@ async def test_slow_market_client_loses_quotes_only_and_never_delays_a_fast_one(
     gw = await start_gateway(redis_url, prefix, queue_max=20)
     r = aioredis.from_url(redis_url)
     ch = Keys(prefix).ev("quotes")
-    async with (
-        open_ws(gw, "market", query="codes=*") as fast,
-        open_ws(gw, "market", query="codes=*", max_queue=1) as slow,
-    ):
+    async with open_ws(gw, "market", query="codes=*") as fast, open_ws(
+        gw, "market", query="codes=*", max_queue=1
+    ) as slow:
         await next_of(fast, "snapshot")
         await next_of(slow, "snapshot")
         flood = 300
@@ -109,10 +108,7 @@ async def test_a_client_that_cannot_keep_up_with_orders_is_disconnected(
     gw = await start_gateway(redis_url, prefix, queue_max=20)
     r = aioredis.from_url(redis_url)
     ch = Keys(prefix).ev("order")
-    async with (
-        open_ws(gw, "orders") as fast,
-        open_ws(gw, "orders", max_queue=1) as slow,
-    ):
+    async with open_ws(gw, "orders") as fast, open_ws(gw, "orders", max_queue=1) as slow:
         await next_of(fast, "snapshot")
         await next_of(slow, "snapshot")
         flood = 400
