@@ -84,6 +84,8 @@ class TokenStore:
                         where
                     )
                 )
+            if line.startswith(("change-me", "changeme")):
+                raise TokenError("{}: still the example value from .env.example".format(where))
             if scope not in SCOPES:
                 raise TokenError("{} ({}): scope must be read or trade".format(where, name))
             if name in names:
