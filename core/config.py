@@ -187,10 +187,10 @@ SCHEMA: Dict[str, Dict[str, Field]] = {
         "listen": Field(
             str,
             "127.0.0.1:8765",
-            "HOST:PORT to listen on",
+            "HOST:PORT to listen on (port 0: any free port)",
             lambda v: (
                 bool(re.match(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$", v))
-                and 0 < int(v.rsplit(":", 1)[1]) < 65536
+                and int(v.rsplit(":", 1)[1]) < 65536
             ),
         ),
         "tokens_file": Field(str, "", "the path of a file of name:scope:token lines, or empty"),
