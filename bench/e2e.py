@@ -80,6 +80,12 @@ def pct(values: list[float], q: float) -> float:
 # --------------------------------------------------------------------------------------------
 
 
+def machine_ticks() -> list[int]:
+    """/proc/stat's first line: user nice system idle iowait irq softirq steal."""
+    with open("/proc/stat") as f:
+        return [int(x) for x in f.readline().split()[1:9]]
+
+
 def _cpu_ticks(pid: int) -> int | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -140,11 +146,20 @@ class Sampler:
 
     def begin(self) -> None:
         self.cpu0, self.t0 = self.cpu(), time.monotonic()
+        self.machine0 = machine_ticks()
         self.on = True
 
     def end(self) -> None:
         self.on = False
         self.cpu1, self.t1 = self.cpu(), time.monotonic()
+        self.machine1 = machine_ticks()
+        self.loadavg = os.getloadavg()[0]
+
+    def machine_busy(self) -> float:
+        """Share of all cores busy (anyone's work) while measuring, 0..1."""
+        d = [b - a for a, b in zip(self.machine0, self.machine1)]
+        total = sum(d) or 1
+        return (total - d[3] - d[4]) / total
 
     def cpu_pct(self) -> dict[str, float]:
         hz = os.sysconf("SC_CLK_TCK")
@@ -180,7 +195,9 @@ class Sampler:
                 )
                 oldest = after[0][0] if after else None
             if oldest is not None:
-                ms = int(oldest.split(b"-")[0] if isinstance(oldest, bytes) else oldest.split("-")[0])
+                ms = int(
+                    oldest.split(b"-")[0] if isinstance(oldest, bytes) else oldest.split("-")[0]
+                )
                 worst = max(worst, float(now - ms))
         return worst
 
@@ -300,9 +317,20 @@ async def child_commands(url: str, prefix: str, seconds: float, out: str) -> Non
 
 def sample_batch(codes: list[str], n: int) -> bytes:
     items = [
-        {"code": codes[i % len(codes)], "price": 70000 + i, "change": 100, "change_pct": 0.14,
-         "volume": 1000 + i, "trade_qty": 1, "open": 70000, "high": 70500, "low": 69500,
-         "ask": 70100, "bid": 70000, "time": "101500"}  # fmt: skip
+        {
+            "code": codes[i % len(codes)],
+            "price": 70000 + i,
+            "change": 100,
+            "change_pct": 0.14,
+            "volume": 1000 + i,
+            "trade_qty": 1,
+            "open": 70000,
+            "high": 70500,
+            "low": 69500,
+            "ask": 70100,
+            "bid": 70000,
+            "time": "101500",
+        }  # fmt: skip
         for i in range(n)
     ]
     env = {"v": 1, "type": "quotes", "run": "baseline", "seq": 1, "ts": 0, "data": {"items": items}}
@@ -318,7 +346,10 @@ def baseline_publish(url: str, batch: bytes, per_batch: int, seconds: float = 2.
 
     def drain() -> None:
         while not done.is_set():
-            sub.get_message(timeout=0.1)
+            try:
+                sub.get_message(timeout=0.1)
+            except redis.RedisError:  # dropped for a full output buffer: the figure still holds
+                return
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
@@ -388,7 +419,9 @@ async def baseline_broadcast(batch: bytes, per_batch: int, clients: int, seconds
     async with serve(handler, "127.0.0.1", 0, compression=None, max_size=None) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         stop = asyncio.Event()
-        tasks = [asyncio.ensure_future(client(f"ws://127.0.0.1:{port}", stop)) for _ in range(clients)]
+        tasks = [
+            asyncio.ensure_future(client(f"ws://127.0.0.1:{port}", stop)) for _ in range(clients)
+        ]
         while len(conns) < clients:
             await asyncio.sleep(0.01)
         t0 = time.perf_counter()
@@ -645,7 +678,9 @@ def main() -> int:
     rtt_p99 = pct(cm["pings"], 99)
     print(f"e2e bench: {args.codes:,} codes, engine asked for {args.rate:,} quotes/s, "
           f"{args.clients} gateway clients, {measured:.0f} s measured after {args.warmup:g} s warm-up")  # fmt: skip
-    print(f"engine delivered {rate:,.0f} quotes/s on P:ev:quotes (engine dropped {engine_info.get('dropped', '?')})")
+    print(
+        f"engine delivered {rate:,.0f} quotes/s on P:ev:quotes (engine dropped {engine_info.get('dropped', '?')})"
+    )
     print(f"writer lag: p50 {writer_p[0]:.0f} ms, p99 {writer_p[1]:.0f} ms, max {writer_p[2]:.0f} ms "
           f"({len(sampler.lag_ms)} samples; the writer's own lag_ms p99 {pct(sampler.writer_reported, 99):.0f})")  # fmt: skip
     print(f"quote -> console screen: p50 {pct(delays, 50):.0f} ms, p99 {tui_p99:.0f} ms "
@@ -656,9 +691,20 @@ def main() -> int:
     print(f"command RTT (ping): p50 {pct(cm['pings'], 50):.2f} ms, p99 {rtt_p99:.2f} ms "
           f"({len(cm['pings'])}); orders p99 {pct(cm['orders'], 99):.2f} ms ({len(cm['orders'])}); "
           f"failed {len(cm['failed'])} {cm['failed'][:2]}")  # fmt: skip
-    print("process           CPU %   PSS MB")
+    ours = sum(cpu.values())
+    busy = sampler.machine_busy()
+    print(f"machine: {os.cpu_count()} cores {busy:.0%} busy, load average {sampler.loadavg:.1f}; "
+          f"this run's processes used {ours:.0f}% of one core, others "
+          f"{max(0.0, busy * 100 * (os.cpu_count() or 1) - ours):.0f}%")  # fmt: skip
+    print("process           CPU %   PSS MB   CPU ms per 1,000 quotes   quotes/s at 1 core")
     for name in pids:
-        print(f"  {name:<14}{cpu[name]:>7.0f}{mem_mb[name]:>9.0f}")
+        per_k = cpu[name] * 10 / max(rate / 1000, 1e-9)
+        at_core = rate / (cpu[name] / 100) if cpu[name] > 0 else float("inf")
+        print(f"  {name:<14}{cpu[name]:>7.0f}{mem_mb[name]:>9.0f}{per_k:>16.1f}{at_core:>24,.0f}")
+    stack_cpu = sum(cpu[n] for n in ("engine", "writer", "gateway", "tui", "redis", "postgres"))
+    if stack_cpu > 0:
+        print(f"projection from CPU cost (not a measurement): the stack alone would fill 2 cores "
+              f"at {rate * 200 / stack_cpu:,.0f} quotes/s")  # fmt: skip
     print(f"Redis used_memory max {max(sampler.used_memory or [0]) / 2**20:.0f} MB; stack "
           f"(redis, postgres, engine, writer, tui, gateway) PSS max {stack_mb:.0f} MB")  # fmt: skip
     if base:

@@ -71,6 +71,9 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_KEEPALIVE = 1011
 MAX_CLIENT_MESSAGE = 65536
 MAX_FILTER_CODES = 5000
+#: Snapshots a client may ask for (op snapshot/subscribe/unsubscribe): a burst, then one a second.
+SNAPSHOT_BURST = 5
+SNAPSHOT_EVERY_S = 1.0
 
 
 def token_of(connection: ServerConnection) -> str | None:
@@ -116,6 +119,8 @@ class Client:
         self.closing = False
         self.started = False
         self.last_heard = time.monotonic()
+        self._snapshot_credit = float(SNAPSHOT_BURST)
+        self._credit_at = time.monotonic()
         self.sent = 0
         self.peer = "{}:{}".format(*ws.remote_address[:2]) if ws.remote_address else "?"
 
@@ -181,6 +186,19 @@ class Client:
         head = json.loads(text[: text.index(',"ts":')] + "}")
         self.put(Item(text, False, head["run"], head["seq"], snapshot=True), front=front)
 
+    def _may_snapshot(self) -> bool:
+        """A snapshot reads every P:state key: one client must not make Redis do it in a loop."""
+        now = time.monotonic()
+        self._snapshot_credit = min(
+            float(SNAPSHOT_BURST),
+            self._snapshot_credit + (now - self._credit_at) / SNAPSHOT_EVERY_S,
+        )
+        self._credit_at = now
+        if self._snapshot_credit < 1.0:
+            return False
+        self._snapshot_credit -= 1.0
+        return True
+
     # -- what the client says --------------------------------------------------------------
     async def on_message(self, raw: str | bytes) -> None:
         self.last_heard = time.monotonic()
@@ -194,6 +212,11 @@ class Client:
             op = msg.get("op")
             if op == "ping":
                 self.put(Item(notice("pong"), False))
+            elif op in ("snapshot", "subscribe", "unsubscribe") and not self._may_snapshot():
+                raise ValueError(
+                    "too many snapshots asked for: at most {} at once, then one a second; "
+                    "{} ignored".format(SNAPSHOT_BURST, op)
+                )
             elif op == "snapshot":
                 await self.send_snapshot()
             elif op in ("subscribe", "unsubscribe") and self.channel == "market":

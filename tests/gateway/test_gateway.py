@@ -104,6 +104,10 @@ async def test_snapshot_then_live_with_seq_and_filter(redis_url, prefix, engine,
         assert (await next_of(ws, "error"))["type"] == "error"
         await ws.send(json.dumps({"op": "subscribe", "codes": ["12"]}))
         assert "stock code" in (await next_of(ws, "error"))["data"]["message"]
+        # Snapshots cost Redis a full read: a client cannot ask for them in a loop.
+        for _ in range(8):
+            await ws.send(json.dumps({"op": "snapshot"}))
+        assert "too many snapshots" in (await next_of(ws, "error"))["data"]["message"]
 
 
 async def test_commands_place_an_order_exactly_once(redis_url, prefix, engine, start_gateway):
