@@ -196,6 +196,7 @@ SCHEMA: Dict[str, Dict[str, Field]] = {
         "tokens_file": Field(str, "", "the path of a file of name:scope:token lines, or empty"),
         "trade": Field(bool, False, "true or false"),
         "queue_max": Field(int, 2000, "a positive number of messages", _positive),
+        "queue_max_kb": Field(int, 4096, "a positive number of KiB", _positive),
         "ping_interval_s": Field(float, 20.0, "a positive number of seconds", _positive),
         "ping_timeout_s": Field(float, 20.0, "a positive number of seconds", _positive),
         "idle_timeout_s": Field(float, 120.0, "a positive number of seconds", _positive),

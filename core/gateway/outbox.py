@@ -1,9 +1,12 @@
 """One connection's bounded queue: quotes are dropped first, the rest is never dropped.
 
 A connection's writer task takes from its :class:`Outbox` and awaits the socket, so a slow
-client only fills its own outbox. At ``limit`` messages, an arriving droppable message (market
-data) is dropped; an arriving essential one (order, fill, reply, position, ...) evicts the
-oldest droppable message queued; if there is none, the outbox is *overflowing*: the client
+client only fills its own outbox. The outbox is full at ``limit`` messages or ``max_bytes`` of
+text (quote batches of a whole market are ~150 kB each: the byte bound keeps both memory and
+the delay of a lagging client small). When full, an arriving droppable message (market data)
+is dropped; an arriving essential one (order, fill, reply, position, ...) evicts the oldest
+droppable messages queued; if there are none, an essential message is still queued up to
+``limit`` messages and twice ``max_bytes``, beyond which the outbox is *overflowing*: the client
 cannot keep up even with what must not be lost, and the server disconnects it.
 """
 
@@ -25,8 +28,10 @@ class Item:
 
 
 class Outbox:
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, max_bytes: int = 8 << 20) -> None:
         self.limit = limit
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._items: deque[Item] = deque()
         self._ready = asyncio.Event()
         self.overflowing = False
@@ -44,20 +49,30 @@ class Outbox:
         self.total_dropped_messages += 1
         self.total_dropped_quotes += item.count
 
+    def _full(self, size: int, hard: bool = False) -> bool:
+        limit = self.max_bytes * (2 if hard else 1)
+        return len(self._items) >= self.limit or (self.bytes + size > limit and bool(self._items))
+
     def put(self, item: Item, front: bool = False) -> bool:
         """Queue ``item``; ``False`` when the outbox overflows with essential messages."""
-        if len(self._items) >= self.limit:
+        size = len(item.text)
+        if self._full(size):
             if item.droppable:
                 self._drop(item)
                 return True
-            for i, queued in enumerate(self._items):
-                if queued.droppable:
-                    del self._items[i]
-                    self._drop(queued)
+            while self._full(size):
+                for i, queued in enumerate(self._items):
+                    if queued.droppable:
+                        del self._items[i]
+                        self.bytes -= len(queued.text)
+                        self._drop(queued)
+                        break
+                else:
+                    if self._full(size, hard=True):
+                        self.overflowing = True
+                        return False
                     break
-            else:
-                self.overflowing = True
-                return False
+        self.bytes += size
         if front:
             self._items.appendleft(item)
         else:
@@ -69,7 +84,9 @@ class Outbox:
         while not self._items:
             self._ready.clear()
             await self._ready.wait()
-        return self._items.popleft()
+        item = self._items.popleft()
+        self.bytes -= len(item.text)
+        return item
 
     def take_drop_report(self) -> tuple[int, int]:
         """(messages, quotes) dropped since the last call."""

@@ -112,7 +112,7 @@ class Client:
         self.ws = ws
         self.channel = channel
         self.who = who
-        self.outbox = Outbox(gw.settings.queue_max)
+        self.outbox = Outbox(gw.settings.queue_max, gw.settings.queue_max_kb * 1024)
         #: market filter: None = every code, else the set (empty until a subscribe)
         self.codes: set[str] | None = set()
         self.floor: tuple[str, int] = ("", -1)  # (run, seq) of the last snapshot sent

@@ -16,6 +16,7 @@ class GatewaySettings:
     tokens_file: str = ""
     trade: bool = False
     queue_max: int = 2000
+    queue_max_kb: int = 4096
     ping_interval_s: float = 20.0
     ping_timeout_s: float = 20.0
     idle_timeout_s: float = 120.0
@@ -40,6 +41,7 @@ class GatewaySettings:
             tokens_file=g.tokens_file,
             trade=g.trade,
             queue_max=g.queue_max,
+            queue_max_kb=g.queue_max_kb,
             ping_interval_s=g.ping_interval_s,
             ping_timeout_s=g.ping_timeout_s,
             idle_timeout_s=g.idle_timeout_s,

@@ -97,3 +97,17 @@ def test_gateway_config_section(tmp_path):
             load_config(tmp_path / "none.toml", environ={"KC_GATEWAY__LISTEN": bad})
     with pytest.raises(ConfigError, match=r"\[gateway\] queue_max"):
         load_config(tmp_path / "none.toml", environ={"KC_GATEWAY__QUEUE_MAX": "0"})
+
+
+async def test_outbox_is_bounded_in_bytes_too():
+    box = Outbox(limit=100, max_bytes=1000)
+    for k in range(5):
+        assert box.put(Item("q" * 300, True, seq=k, count=1))
+    assert len(box) == 3 and box.bytes == 900  # the 4th and 5th batches were dropped
+    assert box.put(Item("o" * 400, False))  # evicts quotes until it fits
+    assert box.bytes == 1000 and box.total_dropped_quotes == 3
+    assert box.put(Item("p" * 900, False))  # no quote left: over the soft bound, under 2x
+    assert not box.put(Item("r" * 900, False)) and box.overflowing
+    while len(box):
+        await box.get()
+    assert box.bytes == 0
