@@ -37,6 +37,7 @@ class Outbox:
         self.overflowing = False
         self.dropped_messages = 0  # since the last report to the client
         self.dropped_quotes = 0
+        self.dropped_seqs: tuple[int, int] | None = None  # (first, last) seq since then
         self.total_dropped_messages = 0
         self.total_dropped_quotes = 0
 
@@ -44,6 +45,9 @@ class Outbox:
         return len(self._items)
 
     def _drop(self, item: Item) -> None:
+        if item.seq >= 0:
+            low, high = self.dropped_seqs or (item.seq, item.seq)
+            self.dropped_seqs = (min(low, item.seq), max(high, item.seq))
         self.dropped_messages += 1
         self.dropped_quotes += item.count
         self.total_dropped_messages += 1
@@ -89,7 +93,7 @@ class Outbox:
         return item
 
     def take_drop_report(self) -> tuple[int, int]:
-        """(messages, quotes) dropped since the last call."""
+        """(messages, quotes) dropped since the last call (``dropped_seqs`` is reset with it)."""
         report = (self.dropped_messages, self.dropped_quotes)
         self.dropped_messages = self.dropped_quotes = 0
         return report

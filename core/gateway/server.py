@@ -158,14 +158,18 @@ class Client:
                 self.floor = (item.run, item.seq)
             elif item.seq >= 0 and item.run == self.floor[0] and item.seq <= self.floor[1]:
                 continue  # already in the snapshot sent before it
+            seqs = self.outbox.dropped_seqs
             messages, quotes = self.outbox.take_drop_report()
             if messages:
+                self.outbox.dropped_seqs = None
                 self.gw.stats["dropped_reports"] += 1
                 await self.ws.send(
                     notice(
                         "dropped",
                         messages=messages,
                         quotes=quotes,
+                        first_seq=seqs[0] if seqs else None,
+                        last_seq=seqs[1] if seqs else None,
                         total_quotes=self.outbox.total_dropped_quotes,
                     )
                 )
@@ -359,6 +363,8 @@ class Gateway:
                 task.cancel()
             self.clients[channel].discard(client)
             client.closing = True
+            self.stats["dropped_quotes_closed"] += client.outbox.total_dropped_quotes
+            self.stats["dropped_messages_closed"] += client.outbox.total_dropped_messages
             log.info("%s left /ws/%s (%s)", who.name, channel, peer)
 
     async def _read(self, client: Client) -> None:
@@ -416,10 +422,14 @@ class Gateway:
         dropped_quotes = sum(
             c.outbox.total_dropped_quotes for s in self.clients.values() for c in s
         )
+        dropped_messages = sum(
+            c.outbox.total_dropped_messages for s in self.clients.values() for c in s
+        )
         return {
             "connections": {ch: len(s) for ch, s in self.clients.items()},
             "sent": dict(self.sent),
             "dropped_quotes": dropped_quotes + self.stats["dropped_quotes_closed"],
+            "dropped_messages": dropped_messages + self.stats["dropped_messages_closed"],
             "slow_clients": slow,
             "slow_disconnects": self.stats["slow_disconnects"],
             "refused": self.stats["refused"],

@@ -137,3 +137,20 @@ async def test_commands_place_an_order_exactly_once(redis_url, prefix, engine, s
     keys = Keys(prefix)
     assert engine.redis.exists(keys.seen("gw.alice.o1"))
     assert not engine.redis.exists(keys.seen("gw.alice.o2"))  # malformed: never claimed
+
+
+async def test_stats_channel_counts_connections_and_messages(
+    redis_url, prefix, engine, start_gateway
+):
+    gw = await start_gateway(redis_url, prefix)
+    async with open_ws(gw, "market", query="codes=*") as market, open_ws(gw, "stats") as stats:
+        await next_of(market, "quotes")
+        await stats.send("{}")  # any message asks for the figures now
+        while True:
+            figures = (await next_of(stats, "stats"))["data"]
+            if figures["sent"].get("market", 0) >= 2:
+                break
+            await stats.send("{}")
+        assert figures["connections"]["market"] == 1 and figures["connections"]["stats"] == 1
+        assert figures["redis"] == "up" and figures["events"] > 0
+        assert figures["slow_clients"] == [] and figures["slow_disconnects"] == 0

@@ -94,9 +94,11 @@ async def test_slow_market_client_loses_quotes_only_and_never_delays_a_fast_one(
             elif msg["type"] == "status":
                 break
         assert dropped is not None and dropped["quotes"] > 0 and dropped["messages"] > 0
+        assert 1 <= dropped["first_seq"] <= dropped["last_seq"] <= flood
         assert got == sorted(got) and len(got) < flood  # a gap the client can see in seq
         stats = gw.snapshot_stats()
         assert stats["dropped_quotes"] >= dropped["quotes"] and stats["slow_disconnects"] == 0
+        assert stats["dropped_messages"] >= dropped["messages"]
         await slow.send(json.dumps({"op": "snapshot"}))  # still connected
         await next_of(slow, "snapshot")
     await r.aclose()
