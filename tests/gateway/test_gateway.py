@@ -154,3 +154,29 @@ async def test_stats_channel_counts_connections_and_messages(
         assert figures["connections"]["market"] == 1 and figures["connections"]["stats"] == 1
         assert figures["redis"] == "up" and figures["events"] > 0
         assert figures["slow_clients"] == [] and figures["slow_disconnects"] == 0
+
+
+async def test_tls_option_serves_wss(redis_url, prefix, start_gateway, tmp_path):
+    import shutil
+    import ssl
+    import subprocess
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed (needed to make a test certificate)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+         "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+         "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    gw = await start_gateway(redis_url, prefix, tls_cert=str(cert), tls_key=str(key))
+    ctx = ssl.create_default_context(cafile=str(cert))
+    from websockets.asyncio.client import connect
+
+    host, port = gw.address
+    uri = "wss://{}:{}/ws/orders".format(host, port)
+    async with connect(
+        uri, ssl=ctx, additional_headers={"Authorization": "Bearer " + READ_TOKEN}
+    ) as ws:
+        assert (await next_of(ws, "snapshot"))["data"]["channel"] == "orders"
