@@ -601,7 +601,7 @@ def main() -> int:
             env={"KC_GATEWAY_TOKENS": f"bench:trade:{TOKEN}"},
         )  # fmt: skip
         gw_log = work / "gateway.log"
-        wait(lambda: "listening on" in gw_log.read_text(), "the gateway to listen")
+        wait(lambda: "listening on ws://" in gw_log.read_text(), "the gateway to listen")
         port = re.search(r"listening on ws://[\d.]+:(\d+)", gw_log.read_text()).group(1)
         clients_out = str(work / "clients.json")
         commands_out = str(work / "commands.json")
