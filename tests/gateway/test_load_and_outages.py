@@ -203,3 +203,22 @@ async def test_a_redis_restart_is_survived(tmp_path, start_gateway):
             await r.aclose()
     finally:
         server.stop()
+
+
+async def test_future_topics_are_routed_by_what_they_are(redis_url, prefix, start_gateway):
+    """Topics other issues add (trigger, alert, book) reach the channel they belong to."""
+    gw = await start_gateway(redis_url, prefix)
+    r = aioredis.from_url(redis_url)
+    head = prefix + ":ev:"
+    async with open_ws(gw, "surge") as surge, open_ws(gw, "market", query="codes=005930") as mkt:
+        await next_of(surge, "snapshot")
+        await next_of(mkt, "snapshot")
+        await r.publish(head + "log", envelope("log", 1, {"message": "not for clients"}))
+        await r.publish(head + "trigger", envelope("trigger", 2, {"code": "005930"}))
+        await r.publish(head + "alert", envelope("alert", 3, {"code": "000660"}))
+        await r.publish(head + "book", envelope("book", 4, {"code": "000660", "asks": []}))
+        await r.publish(head + "book", envelope("book", 5, {"code": "005930", "asks": []}))
+        assert [(await next_of(surge))["type"] for _ in range(2)] == ["trigger", "alert"]
+        book = await next_of(mkt)
+        assert book["type"] == "book" and book["seq"] == 5  # the filter applies to books too
+    await r.aclose()
