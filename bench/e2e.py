@@ -34,6 +34,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -548,10 +549,10 @@ def main() -> int:
     term = None
     tap = None
     sampler = None
+    pg_dir = Path(tempfile.mkdtemp(prefix="bench-e2e-pg-"))
     try:
         rs = RedisServer(work / "redis").start()
         servers.append(rs)
-        pg_dir = Path(tempfile.mkdtemp(prefix="bench-e2e-pg-"))
         pg = PostgresServer(pg_dir).start()
         servers.append(pg)
         url, dsn = rs.url, pg.dsn
@@ -667,6 +668,9 @@ def main() -> int:
                     p.wait()
         for s in reversed(servers):
             s.stop()
+        if not args.keep_logs:
+            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(pg_dir, ignore_errors=True)
 
     rate = tap.quotes / measured
     cpu = sampler.cpu_pct()
