@@ -243,6 +243,27 @@ SCHEMA: Dict[str, Dict[str, Field]] = {
         ),
         "compress_after_days": Field(int, 7, "a positive number of days", _positive),
     },
+    "gateway": {
+        "listen": Field(
+            str,
+            "127.0.0.1:8765",
+            "HOST:PORT to listen on (port 0: any free port)",
+            lambda v: (
+                bool(re.match(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$", v))
+                and int(v.rsplit(":", 1)[1]) < 65536
+            ),
+        ),
+        "tokens_file": Field(str, "", "the path of a file of name:scope:token lines, or empty"),
+        "trade": Field(bool, False, "true or false"),
+        "queue_max": Field(int, 2000, "a positive number of messages", _positive),
+        "queue_max_kb": Field(int, 4096, "a positive number of KiB", _positive),
+        "ping_interval_s": Field(float, 20.0, "a positive number of seconds", _positive),
+        "ping_timeout_s": Field(float, 20.0, "a positive number of seconds", _positive),
+        "idle_timeout_s": Field(float, 120.0, "a positive number of seconds", _positive),
+        "max_connections": Field(int, 200, "a positive number of connections", _positive),
+        "tls_cert": Field(str, "", "the path of a PEM certificate chain, or empty"),
+        "tls_key": Field(str, "", "the path of the PEM private key, or empty"),
+    },
 }
 
 #: Environment variables that override one key each (besides the generic KC_SECTION__KEY).
