@@ -220,7 +220,7 @@ SCREEN_ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         "ticket_venue",
-        "ctrl+e",
+        "ctrl+o",
         "cycle_venue",
         "Venue",
         "Cycle the order's venue: KRX, NXT, SOR (it opens on the venue that is open).",

@@ -308,7 +308,7 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
         elif st.state == HALTED:
             warning = "Trading is halted (kill switch): the engine will refuse this order."
         elif venue_warning:
-            warning = venue_warning + ": the engine will refuse this order (Ctrl+E: venue)."
+            warning = venue_warning + ": the engine will refuse this order (Ctrl+O: venue)."
         self.query_one("#ticket-error", Static).update(
             Text("⚠ " + warning, style="bold red") if warning else ""
         )
@@ -330,7 +330,7 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
         else:
             hint.update(
                 Text(
-                    "Enter review  ↑↓ ±1 tick  PgUp/PgDn ±10  ^T limit/market  ^E venue  Esc close",
+                    "Enter review  ↑↓ ±1 tick  PgUp/PgDn ±10  ^T limit/market  ^O venue  Esc close",
                     style="dim",
                 )
             )
