@@ -211,3 +211,16 @@ def test_sim_clock_starts_at_start_at_and_runs_at_speed() -> None:
     assert c is not None and abs(c() - int(kst(*DAY, 17, 30).timestamp() * 1000)) < 5000
     with pytest.raises(ValueError):
         SimClock(speed=0)
+
+
+def test_a_new_subscription_gets_the_quote_of_the_venue_trading_now() -> None:
+    clock = FakeClock(kst(*DAY, 19, 0))
+    ex = make_exchange(clock, 7, sessions="krx+nxt", codes=["005930", "032820"])
+    ex.subscribe(["005930", "032820"])
+    venues = {q.code: q.venue for q in of(Quote, ex.drain())}
+    assert venues == {"005930": "NXT", "032820": "KRX"}  # 032820 is KRX-only: its close
+    clock.set(kst(*DAY, 10, 0))
+    ex.step(0.0, quotes=0)
+    ex.unsubscribe(["005930"])
+    ex.subscribe(["005930"])
+    assert [q.venue for q in of(Quote, ex.drain())] == ["KRX"]

@@ -199,6 +199,13 @@ class SimExchange:
     def nxt_eligible(self, code: str) -> bool:
         return code in self.nxt_market.states
 
+    def _nxt_quotes(self) -> bool:
+        """Quotes come from NXT now: NXT trades and KRX does not (before 09:00, after 15:30)."""
+        return (
+            self.nxt_phase.matching == S.CONTINUOUS_MATCH
+            and self.krx_phase.matching != S.CONTINUOUS_MATCH
+        )
+
     def _close_of(self, st: CodeState) -> int:
         """Today's KRX close of ``st`` (its price now if no closing auction set one)."""
         if not st.close:
@@ -230,7 +237,10 @@ class SimExchange:
             self.subscribed[code] = None
             self._refresh_active(code)
             hhmmss = hhmmss or kst_hhmmss(self.clock())
-            self.outbox.append(self._quote(self.market.states[code], hhmmss).replace(trade_qty=0))
+            st, venue = self.market.states[code], KRX
+            if self._nxt_quotes() and code in self.nxt_market.states:
+                st, venue = self.nxt_market.states[code], NXT  # the venue trading now
+            self.outbox.append(self._quote(st, hhmmss, venue).replace(trade_qty=0))
         return unknown
 
     def unsubscribe(self, codes: Sequence[str]) -> None:
