@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 import time
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set
 
 from PyQt5.QtCore import QObject, Qt, QTimer, pyqtSignal
 
@@ -79,6 +79,8 @@ class Engine(BrokerListener):
         self.status = EngineStatus()
         self.books = Books(config.engine.watchlist if watchlist is None else watchlist)
         self.surge_list: Deque[str] = collections.deque(maxlen=SURGE_KEEP)
+        #: Codes streamed for positions and open orders, beyond the watchlist.
+        self._streamed: Set[str] = set()
         self._pending_quotes: List[Quote] = []
         self._received = 0
         self._last_error = ""
@@ -373,16 +375,21 @@ class Engine(BrokerListener):
         return name
 
     def _on_surge(self, alert: Surge) -> None:
-        data = alert.to_dict()
-        text = dumps(data)
+        envelope = self._envelope("surge", alert.to_dict())
+        # The stored alert keeps the time it was raised (the event's ts), so a client that
+        # rebuilds from P:state:surge shows when each alert happened, not when it rebuilt.
+        stored = dict(envelope.data)
+        stored["ts"] = envelope.ts
+        text = dumps(stored)
         self.surge_list.appendleft(text)
-        self.emit(
-            "surge",
-            data,
-            [
-                ("LPUSH", self.keys.state_surge, text),
-                ("LTRIM", self.keys.state_surge, 0, SURGE_KEEP - 1),
-            ],
+        self.publisher.put(
+            Event(
+                envelope,
+                [
+                    ("LPUSH", self.keys.state_surge, text),
+                    ("LTRIM", self.keys.state_surge, 0, SURGE_KEEP - 1),
+                ],
+            )
         )
 
     def on_condition(self, code: str, name: str, condition: str) -> None:
@@ -400,8 +407,18 @@ class Engine(BrokerListener):
             )
         )
 
+    def _keep_streaming(self, code: str) -> None:
+        """Held codes and codes with open orders stream quotes whether watched or not (their
+        positions and orders need the price); the engine asks the broker once per code."""
+        if code in self._streamed or code in self.books.watchlist or not self.status.connected:
+            return
+        self._streamed.add(code)
+        self.broker.subscribe([code])
+
     def on_order(self, order: Order) -> None:
         self.books.on_order(order)
+        if order.is_open:
+            self._keep_streaming(order.code)
         data = order.to_dict()
         self.emit("order", data, [("HSET", self.keys.state_orders, order.order_id, dumps(data))])
 
@@ -410,6 +427,8 @@ class Engine(BrokerListener):
 
     def on_position(self, position: Position) -> None:
         self.books.on_position(position)
+        if position.qty:
+            self._keep_streaming(position.code)
         data = position.to_dict()
         if position.qty == 0:
             state: List[Op] = [("HDEL", self.keys.state_positions, position.code)]
@@ -431,8 +450,10 @@ class Engine(BrokerListener):
         self.status.broker_message = message
         if connected and not was:
             log.info("broker ready: %s", message or "connected")
-            if self.books.watchlist:
-                self.broker.subscribe(list(self.books.watchlist))
+            self._streamed = set(self.books.traded_codes()) - set(self.books.watchlist)
+            streams = list(dict.fromkeys(list(self.books.watchlist) + list(self._streamed)))
+            if streams:
+                self.broker.subscribe(streams)
             self.publish_watchlist()
         elif was and not connected:
             log.warning("broker connection lost: %s", message)

@@ -276,8 +276,14 @@ class KiwoomConsole(App[None]):
         try:
             reply = await self.cmd_bus.send_command(cmd, timeout=REPLY_TIMEOUT_S)
         except ReplyTimeout:
+            # A missing reply is not a Redis error (B3): the command waits in P:cmd.
+            why = (
+                "the engine is down (no heartbeat); it answers or drops the command when it is back"
+                if not self.store.status.alive
+                else "the engine is busy or stuck"
+            )
             self.notify(
-                f"No reply to {name} within {REPLY_TIMEOUT_S:g} s - is the engine running? "
+                f"No reply to {name} within {REPLY_TIMEOUT_S:g} s: {why}. "
                 "Check the Orders panel before sending again.",
                 severity="error",
                 timeout=10,
@@ -335,8 +341,18 @@ class KiwoomConsole(App[None]):
             wl = result.get("watchlist") if isinstance(result, dict) else result
             if isinstance(wl, list):
                 self.store.set_watchlist([str(c) for c in wl])
-            verb = "Added" if cmd == "subscribe" else "Removed"
-            self.notify(f"{verb} {', '.join(args.get('codes') or [])}.", title="Watchlist")
+            unknown = result.get("unknown") if isinstance(result, dict) else None
+            unknown = [str(c) for c in unknown] if isinstance(unknown, list) else []
+            if unknown:
+                self.notify(
+                    f"No such code: {', '.join(unknown)} (not in the broker's list).",
+                    title="Watchlist",
+                    severity="error",
+                )
+            codes = [c for c in args.get("codes") or [] if c not in unknown]
+            if codes:
+                verb = "Added" if cmd == "subscribe" else "Removed"
+                self.notify(f"{verb} {', '.join(codes)}.", title="Watchlist")
 
     def send_in_background(self, name: str, **args: Any) -> None:
         self.run_worker(self.send_command(name, **args), group="commands")

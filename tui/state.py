@@ -97,6 +97,9 @@ class EngineStatus:
     info: dict[str, str] = field(default_factory=dict)
     alive: bool = False
     heartbeat_age_ms: int | None = None
+    #: Console clock (ms) when ``heartbeat_age_ms`` was read: the age keeps counting from there
+    #: while Redis cannot be asked (B11).
+    heartbeat_read_ms: int = 0
     redis_up: bool = False
     redis_error: str = ""
     rtt_ms: float | None = None
@@ -106,6 +109,12 @@ class EngineStatus:
     @property
     def state(self) -> str:
         return self.info.get("state", "")
+
+    def heartbeat_age_now(self, now_ms: int) -> int | None:
+        """The heartbeat's age now: the last read age plus the time since it was read."""
+        if self.heartbeat_age_ms is None:
+            return None
+        return self.heartbeat_age_ms + max(0, now_ms - self.heartbeat_read_ms)
 
     @property
     def broker(self) -> str:
@@ -130,6 +139,7 @@ class Store:
         self.names: dict[str, str] = dict(KNOWN_NAMES)
         self.watchlist: list[str] = []
         self.positions: dict[str, Position] = {}
+        self.position_ts: dict[str, int] = {}
         self.orders: dict[str, Order] = {}
         self.fills: deque[Fill] = deque(maxlen=FILLS_KEEP)
         self.fill_ids: set[str] = set()
@@ -158,6 +168,20 @@ class Store:
             return int(q.get("price") or 0)
         pos = self.positions.get(code)
         return pos.last_price if pos else 0
+
+    def position_price(self, code: str) -> int:
+        """The last price of a held code: the newer of its last quote and its position event.
+
+        A held code that left the watchlist may get no more quotes on an older engine; its
+        position events still carry the price the engine values it at (B1).
+        """
+        pos = self.positions.get(code)
+        q = self.quotes.get(code)
+        if pos is not None and pos.last_price and (
+            q is None or self.position_ts.get(code, 0) > self.quote_ts.get(code, 0)
+        ):
+            return pos.last_price
+        return self.last_price(code)
 
     def base_price(self, code: str) -> int:
         """Previous close (price minus today's change), the base of the daily limits."""
@@ -197,7 +221,7 @@ class Store:
             self._quote(q, now, history=False)
         self.positions = {}
         for data in snap.positions.values():
-            self._position(data)
+            self._position(data, now)
         self.orders = {}
         for data in snap.orders.values():
             self._order(data)
@@ -208,7 +232,7 @@ class Store:
                 alert = Surge.from_dict(data)
             except TypeError:
                 continue
-            ts = int(data.get("ts") or now)
+            ts = int(data.get("ts") or 0)  # 0: an alert stored without its time (older engine)
             self.surge.append((ts, alert))
             self._learn_name(alert.code, alert.name)
         self.watchlist = list(dict.fromkeys(snap.watchlist))
@@ -261,7 +285,7 @@ class Store:
             self.fills.appendleft(fill)
             return [fill]
         if t == "position":
-            self._position(data)
+            self._position(data, env.ts)
             return []
         if t == "account":
             self.account = Account.from_dict({**self.account.to_dict(), **data})
@@ -332,13 +356,14 @@ class Store:
         else:
             bars.append([minute, price, price, price, price, volume, volume])
 
-    def _position(self, data: dict[str, Any]) -> None:
+    def _position(self, data: dict[str, Any], ts_ms: int = 0) -> None:
         try:
             pos = Position.from_dict(data)
         except TypeError:
             return
         old = self.positions.get(pos.code)
         self.positions[pos.code] = pos
+        self.position_ts[pos.code] = ts_ms
         self._learn_name(pos.code, pos.name)
         if old is None or (old.qty == 0) != (pos.qty == 0):
             self.dirty.positions_rows = True

@@ -242,7 +242,8 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
         hints = [
             ("order value", value, risk.max_order_value),
             ("order qty", qty, risk.max_order_qty),
-            ("open orders", len(store.open_orders()) + 1, risk.max_open_orders),
+            # A modify replaces an open order: it does not add one (B10).
+            ("open orders", len(store.open_orders()) + (self.modify is None), risk.max_open_orders),
         ]
         held = store.positions.get(code)
         if self.side == BUY and ref_price:

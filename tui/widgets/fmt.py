@@ -79,6 +79,13 @@ def kst_time(ts_ms: int, seconds: bool = True) -> str:
     return t.strftime("%H:%M:%S" if seconds else "%H:%M")
 
 
+def seconds(ms: int) -> str:
+    """A short duration that keeps its width: ``0.4s``, ``12.3s``, ``4m``, ``3h``."""
+    if ms < 60_000:
+        return f"{ms / 1000:.1f}s"
+    return age(ms)
+
+
 def age(ms: int) -> str:
     """Compact age: ``4s``, ``12m``, ``3h``."""
     s = max(0, ms // 1000)

@@ -107,7 +107,7 @@ class PositionsTable(StoreTable):
         if pos is None:
             return "", fmt.PLAIN
         c = column.key
-        last = self.store.last_price(key) or pos.last_price
+        last = self.store.position_price(key) or pos.last_price
         if c == "code":
             return key, fmt.PLAIN
         if c == "name":
@@ -212,13 +212,16 @@ class SurgeTable(StoreTable):
         self.by_key: dict[str, tuple[int, Surge]] = {}
 
     def rebuild(self) -> None:
-        """Keys are ``ts:code`` so two alerts for one code are two rows, newest first."""
+        """One row per alert, newest first. Keys are ``ts:code:n``: two alerts for one code in
+        the same millisecond (or rebuilt without a time) are still two rows (B4)."""
         keys = []
         self.by_key = {}
         for ts, alert in self.store.surge:
-            key = f"{ts}:{alert.code}"
-            if key in self.by_key:
-                continue
+            base = f"{ts}:{alert.code}"
+            n = 0
+            while f"{base}:{n}" in self.by_key:
+                n += 1
+            key = f"{base}:{n}"
             self.by_key[key] = (ts, alert)
             keys.append(key)
         self.set_keys(keys)

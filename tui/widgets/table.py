@@ -182,8 +182,14 @@ class KeyedTable(Widget, can_focus=True):
         self._move_to(len(self.keys) - 1 if where < 0 else where)
 
     def on_click(self, event: Click) -> None:
-        if event.y >= 1:
-            self._move_to(self.top + event.y - 1)
+        """Select the clicked row. ``event.y`` counts from the border's top edge, so the click
+        is first made relative to the content (``None`` on the border); line 0 is the header."""
+        offset = event.get_content_offset(self)
+        if offset is None or offset.y < 1:
+            return
+        index = self.top + offset.y - 1
+        if index < len(self.keys):
+            self._move_to(index)
 
     def on_mouse_scroll_down(self, event: MouseScrollDown) -> None:
         self._move_to(self.cursor + 3)

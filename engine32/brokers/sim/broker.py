@@ -173,6 +173,9 @@ class SimBroker(Broker):
     def name_of(self, code: str) -> str:
         return self.exchange.name_of(code)
 
+    def unknown_codes(self, codes: Sequence[str]) -> List[str]:
+        return [c for c in codes if c not in self.exchange.market.states]
+
     def base_price(self, code: str) -> int:
         return self.exchange.base_price(code)
 

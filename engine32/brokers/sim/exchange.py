@@ -215,7 +215,14 @@ class SimExchange:
             return order.order_id, reason
         self._open(order)
         self.outbox.append(order.to_order())
+        self._reserved_changed(order)
         return order.order_id, ""
+
+    def _reserved_changed(self, order: SimOrder) -> None:
+        """A buy reserves orderable cash when it opens and gives it back when it closes:
+        every such change publishes the account, not only the next fill or price move."""
+        if order.side == BUY:
+            self.outbox.append(self.ledger.account())
 
     def _check_session(self, now_ms: int) -> str:
         return MARKET_CLOSED if self.phase_at(now_ms) == krx.CLOSED else ""
@@ -277,6 +284,7 @@ class SimExchange:
         self._unreserve(order)
         order.close(CANCELLED, "cancelled" + (" by " + cmd_id if cmd_id else ""), self.clock())
         self.outbox.append(order.to_order())
+        self._reserved_changed(order)
         return ""
 
     def modify(
@@ -325,6 +333,7 @@ class SimExchange:
         self.orders[new.order_id] = new
         self._open(new)
         self.outbox.append(new.to_order())
+        self._reserved_changed(new)
         return new.order_id, ""
 
     def open_orders(self) -> List[Order]:
@@ -399,6 +408,7 @@ class SimExchange:
                 self._unreserve(order)
                 order.close(CANCELLED, "expired at the close", now_ms)
                 self.outbox.append(order.to_order())
+                self._reserved_changed(order)
 
     # -- the clock ----------------------------------------------------------------------------------
     def _advance_phase(self, now_ms: int) -> str:
