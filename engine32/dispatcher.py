@@ -366,9 +366,7 @@ class Dispatcher:
             self.broker.subscribe(added)
         if added:
             self.hooks.watchlist_changed()
-        self._ok(
-            job, {"watchlist": list(self.books.watchlist), "added": added, "unknown": unknown}
-        )
+        self._ok(job, {"watchlist": list(self.books.watchlist), "added": added, "unknown": unknown})
 
     def _unsubscribe(self, job: Job, command: Command) -> None:
         gone = self.books.unwatch(command.codes)

@@ -81,6 +81,8 @@ class KiwoomConsole(App[None]):
         self._start_feed = feed
         self.cmd_bus: Bus | None = None
         self.my_cmd_ids: set[str] = set()
+        #: Command ids whose rejection the trader has been told about (one notification each).
+        self._told_rejected: set[str] = set()
         self._pending_fills: list[Fill] = []
         self._last_fill_toast = 0.0
         self._fill_timer: Timer | None = None
@@ -198,9 +200,11 @@ class KiwoomConsole(App[None]):
                 severity="error",
                 timeout=8,
             )
-        elif o.status == REJECTED and o.reason:
+        elif o.status == REJECTED and o.reason and o.cmd_id not in self._told_rejected:
+            # One rejection, one notification: the engine's refusal reply may say it too.
+            self._told_rejected.add(o.cmd_id)
             self.notify(
-                f"Order {o.order_id} rejected by the broker: {o.reason}",
+                f"Order {o.order_id} rejected by the broker: {fmt.reason(o.reason)}",
                 severity="error",
                 timeout=8,
             )
@@ -303,6 +307,9 @@ class KiwoomConsole(App[None]):
     def notify_reply(self, reply: dict[str, Any], args: dict[str, Any]) -> None:
         cmd = reply.get("cmd") or ""
         if not reply.get("ok"):
+            if reply.get("id") in self._told_rejected:
+                return  # the rejected order's event already told the trader
+            self._told_rejected.add(str(reply.get("id")))
             err = reply.get("error") or {}
             code = err.get("code", "")
             self.notify(
@@ -366,9 +373,15 @@ class KiwoomConsole(App[None]):
         self.push_screen(TicketScreen(side=side, code=code), self._ticket_done)
 
     def _ticket_done(self, order: dict[str, Any] | None) -> None:
+        """The ticket sends its order itself; a screen that returns one gets it sent here."""
         if order:
             cmd = order.pop("cmd")
             self.send_in_background(cmd, **order)
+
+    def follow_order(self, order_id: str) -> None:
+        """Put the Orders cursor on this order (placed from this console) once its row is in."""
+        self.store.follow = order_id
+        self.store.dirty.orders_rows = True
 
     def action_buy(self) -> None:
         self._order_ticket("buy")

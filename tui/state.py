@@ -152,6 +152,8 @@ class Store:
         self.last_seq = -1
         self.events_applied = 0
         self.dirty = Dirty()
+        #: An order id the Orders cursor should move to when its row appears ('' none).
+        self.follow = ""
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -177,8 +179,10 @@ class Store:
         """
         pos = self.positions.get(code)
         q = self.quotes.get(code)
-        if pos is not None and pos.last_price and (
-            q is None or self.position_ts.get(code, 0) > self.quote_ts.get(code, 0)
+        if (
+            pos is not None
+            and pos.last_price
+            and (q is None or self.position_ts.get(code, 0) > self.quote_ts.get(code, 0))
         ):
             return pos.last_price
         return self.last_price(code)
@@ -194,12 +198,12 @@ class Store:
         return [o for o in self.orders.values() if o.status in OPEN_STATUSES]
 
     def order_rows(self) -> list[str]:
-        """Order ids, open first, then newest first."""
+        """Order ids by time of creation, newest first (a row never jumps when it fills)."""
         return [
             o.order_id
             for o in sorted(
                 self.orders.values(),
-                key=lambda o: (o.status not in OPEN_STATUSES, -(o.updated_ts or o.created_ts)),
+                key=lambda o: (-(o.created_ts or o.updated_ts), o.order_id),
             )
         ]
 

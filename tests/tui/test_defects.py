@@ -343,4 +343,3 @@ async def test_b12_falling_candles_are_the_panels_blue(redis_url, redis_client, 
         names = {str(c) for c in colours}
         assert any("84" in n and "148" in n and "255" in n for n in names), names
         assert not any(n in ("color(135)", "magenta", "purple") for n in names), names
-

@@ -221,7 +221,7 @@ async def test_late_start_rebuilds_from_snapshots(tui_config, engine) -> None:
         await pilot.pause(0.3)
         main = app.screen
         assert isinstance(main, MainScreen)
-        assert resting_id in main.orders.keys and main.orders.keys[0] == resting_id  # open first
+        assert resting_id in main.orders.keys and main.orders.keys[0] == resting_id  # newest first
         assert code in main.positions.keys
         assert app.store.account.account and app.store.account.cash < 100_000_000
 

@@ -21,6 +21,19 @@ from ..widgets.panels import (
     WatchlistTable,
 )
 from ..widgets.status import AccountLine, Banner, StatusBar
+from ..widgets.table import KeyedTable
+
+
+def more(table: KeyedTable) -> str:
+    """``▲3 ▼12 more │ `` when rows are above or below the visible ones, else ''."""
+    rows = table.visible_rows
+    if not rows:
+        return ""
+    above = table.top
+    below = max(0, len(table.keys) - table.top - rows)
+    parts = ([f"▲{above}"] if above else []) + ([f"▼{below}"] if below else [])
+    return " ".join(parts) + " more │ " if parts else ""
+
 
 if TYPE_CHECKING:
     from ..app import KiwoomConsole
@@ -100,27 +113,50 @@ class MainScreen(Screen[None]):
         wl = self.watchlist
         if dirty.watchlist:
             wl.set_keys(store.watchlist)
-            wl.border_subtitle = f"{len(store.watchlist)} codes"
+            self.update_subtitles()
         wl.refresh_keys(dirty.quotes)
         pos = self.positions
         if dirty.positions_rows:
             rows = store.position_rows()
             pos.set_keys(rows)
-            pos.border_subtitle = f"{len(rows)} held"
+            self.update_subtitles()
         pos.refresh_keys(dirty.positions)
         orders = self.orders
         if dirty.orders_rows:
             orders.set_keys(store.order_rows())
-            orders.border_subtitle = f"{len(store.open_orders())} open / {len(store.orders)} today"
+            if store.follow and orders.select_key(store.follow):
+                store.follow = ""  # the cursor is on the order just placed from here
         orders.refresh_keys(dirty.orders)
+        if dirty.orders_rows or dirty.orders:
+            self.update_subtitles()
         if dirty.surge:
             self.surge.rebuild()
-            self.surge.border_subtitle = f"{len(store.surge)} alerts"
+            self.update_subtitles()
         if dirty.account:
             self.query_one(AccountLine).update_from_store()
         if dirty.status:
             self.query_one(StatusBar).update_from_store()
             self.query_one(Banner).update_from_store()
+
+    def update_subtitles(self) -> None:
+        """Each panel's bottom line: its count, how many rows do not fit, and for Orders the
+        selected order's whole reason (also its tooltip)."""
+        store = self.app.store
+        self.watchlist.border_subtitle = more(self.watchlist) + f"{len(store.watchlist)} codes"
+        self.surge.border_subtitle = more(self.surge) + f"{len(store.surge)} alerts"
+        self.positions.border_subtitle = more(self.positions) + f"{len(self.positions.keys)} held"
+        orders = self.orders
+        detail = orders.detail()
+        counts = f"{len(store.open_orders())} open / {len(store.orders)} today"
+        orders.border_subtitle = (f"{detail} │ " if detail else "") + more(orders) + counts
+        orders.tooltip = detail or None
+
+    def on_keyed_table_highlighted(self, message: KeyedTable.Highlighted) -> None:
+        self.update_subtitles()
+
+    def on_resize(self) -> None:
+        if self.ready:
+            self.call_after_refresh(self.update_subtitles)
 
     def tick(self) -> None:
         """Once a second: the clock, ages and surge flashes."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 
 from rich.style import Style
 
@@ -94,3 +95,12 @@ def age(ms: int) -> str:
     if s < 3600:
         return f"{s // 60}m"
     return f"{s // 3600}h"
+
+
+#: "cancelled by tui-3f9a…": the command id that caused a change means nothing to a trader.
+_CMD_ID = re.compile(r"\s+(?:by|from)\s+(?:command\s+)?[A-Za-z0-9_.:]*-[0-9a-f]{6,}\b")
+
+
+def reason(text: str) -> str:
+    """An order's reason without internal command ids."""
+    return _CMD_ID.sub("", text or "").strip()

@@ -185,8 +185,16 @@ class OrdersTable(StoreTable):
             ts = o.created_ts or o.updated_ts
             return (fmt.age(self.now_ms() - ts) if ts else ""), fmt.DIM
         if c == "reason":
-            return o.reason, fmt.DIM
+            return fmt.reason(o.reason), fmt.DIM
         return "", fmt.PLAIN
+
+    def detail(self) -> str:
+        """The selected order's whole reason, for the panel's bottom line and tooltip."""
+        o = self.store.orders.get(self.cursor_key or "")
+        if o is None or not o.reason:
+            return ""
+        why = fmt.reason(o.reason)
+        return f"{o.order_id} {STATUS_WORDS.get(o.status, o.status)}: {why}" if why else ""
 
     def row_style(self, key: str) -> Style | None:
         o = self.store.orders.get(key)
