@@ -24,6 +24,11 @@ from ..widgets.status import AccountLine, Banner, StatusBar
 from ..widgets.table import KeyedTable
 
 
+TITLES = {"watchlist": "Watchlist", "surge": "Surge", "positions": "Positions", "orders": "Orders"}
+#: Below this many terminal rows the panels drop their side and bottom borders.
+COMPACT_BELOW_ROWS = 32
+
+
 def more(table: KeyedTable) -> str:
     """``▲3 ▼12 more │ `` when rows are above or below the visible ones, else ''."""
     rows = table.visible_rows
@@ -60,14 +65,9 @@ class MainScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        titles = {
-            "watchlist": "Watchlist",
-            "surge": "Surge",
-            "positions": "Positions",
-            "orders": "Orders",
-        }
-        for wid, title in titles.items():
+        for wid, title in TITLES.items():
             self.query_one(f"#{wid}").border_title = title
+        self.set_class(self.app.size.height < COMPACT_BELOW_ROWS, "-compact")
         self.query_one(WatchlistTable).focus()
         dirty = Dirty()
         dirty.everything()
@@ -142,19 +142,31 @@ class MainScreen(Screen[None]):
         """Each panel's bottom line: its count, how many rows do not fit, and for Orders the
         selected order's whole reason (also its tooltip)."""
         store = self.app.store
-        self.watchlist.border_subtitle = more(self.watchlist) + f"{len(store.watchlist)} codes"
-        self.surge.border_subtitle = more(self.surge) + f"{len(store.surge)} alerts"
-        self.positions.border_subtitle = more(self.positions) + f"{len(self.positions.keys)} held"
         orders = self.orders
         detail = orders.detail()
         counts = f"{len(store.open_orders())} open / {len(store.orders)} today"
-        orders.border_subtitle = (f"{detail} │ " if detail else "") + more(orders) + counts
+        subtitles = {
+            self.watchlist: more(self.watchlist) + f"{len(store.watchlist)} codes",
+            self.surge: more(self.surge) + f"{len(store.surge)} alerts",
+            self.positions: more(self.positions) + f"{len(self.positions.keys)} held",
+            orders: (f"{detail} │ " if detail else "") + more(orders) + counts,
+        }
+        compact = self.has_class("-compact")
+        for table, subtitle in subtitles.items():
+            title = TITLES[table.id or ""]
+            # Compact panels have no bottom border: the subtitle joins the title.
+            table.border_title = f"{title} · {subtitle}" if compact else title
+            table.border_subtitle = "" if compact else subtitle
         orders.tooltip = detail or None
 
     def on_keyed_table_highlighted(self, message: KeyedTable.Highlighted) -> None:
         self.update_subtitles()
 
     def on_resize(self) -> None:
+        self.set_class(self.size.height < COMPACT_BELOW_ROWS, "-compact")
+        footer = self.query(Footer)
+        if footer:
+            footer.first().compact = self.size.width < 100
         if self.ready:
             self.call_after_refresh(self.update_subtitles)
 

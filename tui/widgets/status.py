@@ -129,55 +129,104 @@ class AccountLine(Static):
 
 
 class StatusBar(Static):
+    """Engine state, heartbeat, broker and mode, Redis, writer, session and the KST clock.
+
+    When the line is too narrow the least important parts go first (writer, Redis round trip,
+    the session's English words, the date); the state, a real-money warning and the clock stay.
+    """
+
     def __init__(self, store: Store, clock: Callable[[], datetime.datetime], **kw: str) -> None:
         super().__init__("", **kw)
         self.store = store
         self.clock = clock
 
     def update_from_store(self) -> None:
+        self.refresh()
+
+    def on_resize(self) -> None:
+        self.refresh()
+
+    def render(self) -> Text:
+        return self.line(self.size.width or 120)
+
+    def parts(self) -> list[tuple[int, Text]]:
+        """``(rank, text)`` in display order; higher ranks are dropped first."""
         st = self.store.status
         now = self.clock().astimezone(KST)
-        t = Text(no_wrap=True, overflow="ellipsis")
+        out: list[tuple[int, Text]] = []
+        state = Text()
         if not st.redis_up:
-            t.append(" ● REDIS DOWN ", style="bold white on rgb(160,30,30)")
+            state.append(" ● REDIS DOWN ", style="bold white on rgb(160,30,30)")
         elif not st.alive:
-            t.append(" ● ENGINE DOWN ", style="bold white on rgb(160,30,30)")
+            state.append(" ● ENGINE DOWN ", style="bold white on rgb(160,30,30)")
         else:
-            state = st.state or "?"
+            name = st.state or "?"
             style = {
                 READY: "bold black on rgb(80,200,120)",
                 HALTED: "bold white on rgb(200,120,0)",
                 STARTING: "bold black on rgb(220,200,80)",
                 STOPPING: "bold black on rgb(220,200,80)",
-            }.get(state, "bold")
-            t.append(f" ● {state.upper()} ", style=style)
+            }.get(name, "bold")
+            state.append(f" ● {name.upper()} ", style=style)
+        out.append((0, state))
         hb_age = st.heartbeat_age_now(int(now.timestamp() * 1000)) if st.alive else None
         if hb_age is not None:
             late = hb_age > HEARTBEAT_LATE_MS
-            t.append(f" ♥ {fmt.seconds(hb_age)}", style="bold red" if late else "dim")
-        broker = st.broker or "-"
+            out.append((3, Text(f"♥ {fmt.seconds(hb_age)}", style="bold red" if late else "dim")))
+        broker = Text()
         mode = (st.mode or "").lower()
-        t.append(" │ ", style="dim")
-        t.append(broker, style="bold")
+        broker.append(st.broker or "-", style="bold")
         if mode in ("real", "live"):
-            t.append(" REAL MONEY", style="bold white on red")
-        elif mode == "sim" or broker == "sim":
-            t.append(" paper", style="cyan")
+            broker.append(" REAL MONEY", style="bold white on red")
+        elif mode == "sim" or st.broker == "sim":
+            broker.append(" paper", style="cyan")
         elif mode:
-            t.append(" mock", style="cyan")
-        t.append(" │ Redis ", style="dim")
-        t.append(f"{st.rtt_ms:.1f} ms" if st.rtt_ms is not None else "-")
-        t.append(" │ writer ", style="dim")
-        t.append(writer_lag(st.writer, int(now.timestamp() * 1000)) if st.writer else "-")
+            broker.append(" mock", style="cyan")
+        out.append((1 if mode in ("real", "live") else 4, broker))
+        rtt = f"{st.rtt_ms:.1f} ms" if st.rtt_ms is not None else "-"
+        out.append((6, Text.assemble(("Redis ", "dim"), rtt)))
+        now_ms = int(now.timestamp() * 1000)
+        writer = writer_lag(st.writer, now_ms) if st.writer else "-"
+        out.append((7, Text.assemble(("writer ", "dim"), writer)))
         # Only the engine knows which phase its market is in (the simulator may be always open,
-        # a holiday is closed all day): without a live engine the session is unknown.
+        # a holiday is closed all day): without a live engine the session is unknown (B9).
         phase = st.info.get("session") if st.alive and st.redis_up else None
         ko, en = SESSION_WORDS.get(phase or "", ("", "session unknown"))
-        t.append(" │ ", style="dim")
-        t.append(f"{ko} {en}".strip(), style="" if phase else "dim")
-        t.append(" │ ", style="dim")
-        t.append(now.strftime("%m-%d %H:%M:%S KST"), style="bold")
-        self.update(t)
+        out.append((2, Text(f"{ko} {en}".strip(), style="" if phase else "dim")))
+        out.append((0, Text(now.strftime("%m-%d %H:%M:%S KST"), style="bold")))
+        return out
+
+    def line(self, width: int) -> Text:
+        parts = self.parts()
+        sep = " │ "
+
+        def total(items: list[tuple[int, Text]]) -> int:
+            return sum(t.cell_len for _, t in items) + len(sep) * (len(items) - 1)
+
+        # First shorten: the session in Korean only, the clock without the date.
+        if total(parts) > width:
+            parts = [(r, shorten(t)) for r, t in parts]
+        while total(parts) > width and any(r > 0 for r, _ in parts):
+            worst = max(r for r, _ in parts)
+            i = max(i for i, (r, _) in enumerate(parts) if r == worst)
+            del parts[i]
+        out = Text(no_wrap=True, overflow="ellipsis")
+        for i, (_, t) in enumerate(parts):
+            if i:
+                out.append(sep, style="dim")
+            out.append_text(t)
+        return out
+
+
+def shorten(t: Text) -> Text:
+    """The short form of a status part: ``10:15:30 KST`` for the clock, Korean-only sessions."""
+    plain = t.plain
+    if plain.endswith(" KST") and len(plain) > 12:
+        return Text(plain[6:], style=t.style)
+    for ko, en in SESSION_WORDS.values():
+        if plain == f"{ko} {en}":
+            return Text(ko, style=t.style)
+    return t
 
 
 class Banner(Static):
