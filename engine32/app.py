@@ -7,6 +7,7 @@ publisher's buffer and the consumer's stop flag. Each event gets the next ``seq`
 """
 
 import collections
+import json
 import logging
 import os
 import socket
@@ -72,6 +73,7 @@ class Engine(BrokerListener):
     ) -> None:
         self.config = config
         self.keys = Keys(config.redis.prefix)
+        self.redis_url = redis_url
         self.run_id = new_run_id()
         self.started_at = now_ms()
         self.seq = 0
@@ -158,6 +160,7 @@ class Engine(BrokerListener):
             redact(self.config.redis.url),
             self.keys.prefix,
         )
+        self._restore_broker()
         self.publisher.start()
         # A fresh run starts from empty state: the broker's reconciliation fills it again.
         self.publisher.put(Writes(self._snapshot_ops(include_surge=False)))
@@ -167,6 +170,57 @@ class Engine(BrokerListener):
             timer.start()
         self.broker.connect()
         self.consumer.start()
+
+    def _restore_broker(self) -> None:
+        """A broker that keeps no account of its own (the simulator) takes back what the
+        previous run left in ``P:state:*``: a restart must not wipe a paper-trading day."""
+        restore = getattr(self.broker, "restore", None)
+        if restore is None:
+            return
+        import redis
+
+        try:
+            client = redis.Redis.from_url(
+                self.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
+            )
+            try:
+                with client.pipeline(transaction=True) as pipe:
+                    pipe.hgetall(self.keys.state_account)
+                    pipe.hvals(self.keys.state_positions)
+                    pipe.hvals(self.keys.state_orders)
+                    account_raw, positions_raw, orders_raw = pipe.execute()
+            finally:
+                client.close()
+        except redis.RedisError as exc:
+            log.warning("previous paper account not read (%s): starting afresh", exc)
+            return
+        account: Dict[str, Any] = {}
+        for key, value in account_raw.items():
+            try:
+                account[key.decode()] = json.loads(value)
+            except ValueError:
+                account[key.decode()] = value.decode("utf-8", "replace")
+
+        def objects(raw: List[bytes]) -> List[Dict[str, Any]]:
+            out = []
+            for item in raw:
+                try:
+                    obj = json.loads(item)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict):
+                    out.append(obj)
+            return out
+
+        if not account and not positions_raw and not orders_raw:
+            return
+        n = restore(account, objects(positions_raw), objects(orders_raw))
+        log.info(
+            "paper account taken back from the previous run: cash %s, %d position(s), %d order(s)",
+            account.get("cash"),
+            len(positions_raw),
+            n,
+        )
 
     def request_stop(self) -> None:
         """Stop taking commands, answer those taken, flush, then ``on_stopped(0)``."""

@@ -118,3 +118,41 @@ def test_b8_subscribe_names_codes_the_universe_does_not_list(engine):
     assert reply["result"]["unknown"] == ["999999"]
     assert reply["result"]["added"] == ["000270"]
     assert "999999" not in engine.redis.lrange(engine.keys.state_watchlist, 0, -1)
+
+
+def test_the_paper_account_survives_an_engine_restart(engine_factory):
+    """Cash, positions and orders come back; order ids continue (no S000001 again)."""
+    eng = engine_factory()
+    eng.wait_ready()
+    bought = eng.send({"cmd": "buy", "code": CODE, "qty": 3, "type": "market"})
+    assert bought["ok"], bought
+    price = _price(eng, CODE)
+    resting = eng.send(
+        {"cmd": "buy", "code": CODE, "qty": 2, "price": krx.snap_down(int(price * 0.95))}
+    )
+    assert resting["ok"], resting
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        pos = eng.redis.hget(eng.keys.state_positions, CODE)
+        if pos and json.loads(pos)["qty"] == 3:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    cash = int(eng.redis.hget(eng.keys.state_account, "cash"))
+    orderable = int(eng.redis.hget(eng.keys.state_account, "orderable"))
+    assert cash < 100000000 and orderable < cash
+    eng.stop()
+    eng.start()
+    eng.wait_ready(timeout=30)
+    time.sleep(0.5)
+    assert int(eng.redis.hget(eng.keys.state_account, "cash")) == cash
+    assert int(eng.redis.hget(eng.keys.state_account, "orderable")) == orderable
+    assert json.loads(eng.redis.hget(eng.keys.state_positions, CODE))["qty"] == 3
+    orders = {k: json.loads(v) for k, v in eng.redis.hgetall(eng.keys.state_orders).items()}
+    first, second = bought["result"]["order_id"], resting["result"]["order_id"]
+    assert orders[first]["status"] == "filled"
+    assert orders[second]["status"] == "accepted"
+    again = eng.send({"cmd": "buy", "code": CODE, "qty": 1, "type": "market"})
+    assert again["ok"], again
+    assert again["result"]["order_id"] > second  # ids continue
+    assert eng.send({"cmd": "cancel", "order_id": second})["ok"]  # the restored order is live

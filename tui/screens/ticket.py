@@ -509,10 +509,10 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
             )
             self.add_class("-reviewing")
         else:
-            helpers = "F5 all F6 50% F7 25%" + ("" if self.side == SELL else " F8 KRW→qty")
+            helpers = "F5 all F6 ½ F7 ¼" + ("" if self.side == SELL else " F8 KRW→qty")
             hint.update(
                 Text(
-                    f"Enter review  ↑↓ tick  PgUp/Dn ±10  {helpers}  ^T lmt/mkt  Esc",
+                    f"⏎ review  ↑↓ tick  PgUp/Dn ±10  {helpers}  ^T market  Esc",
                     style="dim",
                     no_wrap=True,
                     overflow="ellipsis",

@@ -132,7 +132,7 @@ class SimBroker(Broker):
         self._call(self.listener.on_account, self.exchange.account())
         for position in self.exchange.positions():
             self._call(self.listener.on_position, position)
-        for order in self.exchange.open_orders():
+        for order in self.exchange.all_orders():  # today's, restored ones included
             self._call(self.listener.on_order, order)
         if not self._connected:
             self._connected = True
@@ -149,6 +149,15 @@ class SimBroker(Broker):
                 self.settings["quote_rate"],
             ),
         )
+
+    def restore(
+        self,
+        account: Dict[str, Any],
+        positions: Sequence[Dict[str, Any]],
+        orders: Sequence[Dict[str, Any]],
+    ) -> int:
+        """Take back the previous run's paper account (see ``SimExchange.restore``)."""
+        return self.exchange.restore(account, positions, orders)
 
     def disconnect(self) -> None:
         if not self._connected:
