@@ -51,7 +51,7 @@ class HelpScreen(ModalScreen[None]):
         if narrow:
             table.add_column("Key", style="bold cyan", width=13, no_wrap=True)
             table.add_column("What it does (id)", ratio=1)
-            for group, key, title, what, aid in self.rows:
+            for _group, key, title, what, aid in self.rows:
                 text = Text()
                 if title:
                     text.append(title + ": ", style="bold")

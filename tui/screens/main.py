@@ -23,7 +23,6 @@ from ..widgets.panels import (
 from ..widgets.status import AccountLine, Banner, StatusBar
 from ..widgets.table import KeyedTable
 
-
 TITLES = {"watchlist": "Watchlist", "surge": "Surge", "positions": "Positions", "orders": "Orders"}
 #: Below this many terminal rows the panels drop their side and bottom borders.
 COMPACT_BELOW_ROWS = 32
