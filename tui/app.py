@@ -48,6 +48,8 @@ from .widgets import fmt
 REPLY_TIMEOUT_S = 5.0
 #: Seconds the console may take to exit after SIGHUP before it is ended hard.
 TERMINAL_GONE_GRACE_S = 3.0
+#: Textual system commands left out of the palette (their titles start with these).
+PALETTE_HIDDEN = ("maximize", "minimize", "screenshot", "save screenshot", "keys", "quit")
 #: At most one fill toast per this many seconds; fills in between are summed up in one.
 FILL_TOAST_S = 1.0
 
@@ -92,6 +94,7 @@ class KiwoomConsole(App[None]):
         self.notices: deque[tuple[str, str, str]] = deque(maxlen=200)
         if cfg.tui.theme:
             self.theme = cfg.tui.theme
+        fmt.KOREAN_UNITS = bool(cfg.tui.korean_units)
 
     def notify(
         self, message: str, *, title: str = "", severity: Any = "information", **kw: Any
@@ -499,7 +502,10 @@ class KiwoomConsole(App[None]):
             yield SystemCommand(
                 f"{spec.title}  [{keys}]", spec.help, partial(self.run_action, spec.action)
             )
-        yield from super().get_system_commands(screen)
+        # Textual's own commands, without the maximise/screenshot noise a trader never needs.
+        for command in super().get_system_commands(screen):
+            if not command.title.lower().startswith(PALETTE_HIDDEN):
+                yield command
 
 
 def fmt_keys(keys: str) -> str:

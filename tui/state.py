@@ -33,6 +33,8 @@ SPARK_POINTS = 24
 SURGE_KEEP = 200
 #: Recent fills kept in memory.
 FILLS_KEEP = 500
+#: A quote older than this (ms) is shown dimmed: it may no longer be the price.
+STALE_MS = 60_000
 #: One-minute candles kept per code (built from the quotes seen, for charts without a database).
 CANDLES_KEEP = 480
 
@@ -170,6 +172,17 @@ class Store:
             return int(q.get("price") or 0)
         pos = self.positions.get(code)
         return pos.last_price if pos else 0
+
+    def is_live(self, code: str, now_ms: int | None = None) -> bool:
+        """True when the engine is up, Redis answers and the code's quote is recent."""
+        st = self.status
+        if not (st.alive and st.redis_up):
+            return False
+        ts = self.quote_ts.get(code)
+        if ts is None:
+            return False
+        now = self.clock_ms() if now_ms is None else now_ms
+        return now - ts <= STALE_MS
 
     def position_price(self, code: str) -> int:
         """The last price of a held code: the newer of its last quote and its position event.

@@ -48,6 +48,8 @@ class MainScreen(Screen[None]):
     app: KiwoomConsole
     #: True between mount and unmount: the panels exist and can be repainted.
     ready = False
+    #: Codes last painted as stale (dimmed).
+    _stale: set[str] = set()
 
     def compose(self) -> ComposeResult:
         store = self.app.store
@@ -170,10 +172,18 @@ class MainScreen(Screen[None]):
             self.call_after_refresh(self.update_subtitles)
 
     def tick(self) -> None:
-        """Once a second: the clock, ages and surge flashes."""
+        """Once a second: the clock, ages, surge flashes and prices turning stale or live."""
         self.query_one(StatusBar).update_from_store()
         self.query_one(Banner).update_from_store()
         store = self.app.store
+        now = self.app.now_ms()
+        shown = set(self.watchlist.keys) | set(self.positions.keys)
+        stale = {code for code in shown if not store.is_live(code, now)}
+        changed = stale ^ self._stale
+        self._stale = stale
+        if changed:
+            self.watchlist.refresh_keys(changed)
+            self.positions.refresh_keys(changed)
         if store.surge and self.app.now_ms() - store.surge[0][0] < FLASH_MS + 1500:
             self.surge.refresh()  # a flash is ending
         if store.orders:

@@ -49,8 +49,14 @@ def pct(value: float) -> str:
     return f"{value:+.2f}%"
 
 
+#: ``[tui] korean_units``: volumes and values in 만 (10^4) and 억 (10^8) instead of K/M/B.
+KOREAN_UNITS = False
+
+
 def compact(value: int) -> str:
-    """12,345,678 → ``12.35M``; small numbers stay exact."""
+    """12,345,678 → ``12.35M`` (or ``1,235만`` with Korean units); small numbers stay exact."""
+    if KOREAN_UNITS:
+        return korean(value)
     v = abs(value)
     sign = "-" if value < 0 else ""
     if v >= 1_000_000_000:
@@ -59,6 +65,18 @@ def compact(value: int) -> str:
         return f"{sign}{v / 1_000_000:.1f}M"
     if v >= 1_000_000:
         return f"{sign}{v / 1_000_000:.2f}M"
+    return f"{value:,}"
+
+
+def korean(value: int) -> str:
+    """12,345,678 → ``1,235만``; 1,234,567,890 → ``12.3억``; below 100,000 exact."""
+    v = abs(value)
+    sign = "-" if value < 0 else ""
+    if v >= 100_000_000:
+        eok = v / 100_000_000
+        return f"{sign}{eok:,.1f}억" if eok < 1000 else f"{sign}{eok:,.0f}억"
+    if v >= 100_000:
+        return f"{sign}{round(v / 10_000):,}만"
     return f"{value:,}"
 
 

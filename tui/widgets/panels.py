@@ -71,7 +71,8 @@ class WatchlistTable(StoreTable):
         if q is None:
             return ("-" if c == "price" else ""), fmt.DIM
         chg = q.get("change") or 0
-        style = fmt.sign_style(chg)
+        # Not live (engine down, Redis gone, or no quote for a while): dimmed, not coloured.
+        style = fmt.sign_style(chg) if self.store.is_live(key) else fmt.DIM
         if c == "price":
             return fmt.krw(q.get("price") or 0), style
         if c == "change":
@@ -117,7 +118,8 @@ class PositionsTable(StoreTable):
         if c == "avg":
             return fmt.krw(pos.avg_price), fmt.PLAIN
         if c == "last":
-            return fmt.krw(last), fmt.sign_style(last - pos.avg_price)
+            live = self.store.is_live(key)
+            return fmt.krw(last), fmt.sign_style(last - pos.avg_price) if live else fmt.DIM
         pnl = (last - pos.avg_price) * pos.qty if last and pos.qty else pos.unrealized_pnl
         if c == "pnl":
             return fmt.signed(pnl), fmt.sign_style(pnl)
