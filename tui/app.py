@@ -464,18 +464,39 @@ class KiwoomConsole(App[None]):
         from .screens.confirm import PromptScreen
 
         def done(text: str | None) -> None:
-            codes = [c.strip().upper() for c in (text or "").replace(",", " ").split() if c.strip()]
-            bad = [c for c in codes if not is_valid_code(c)]
-            if bad:
-                self.notify(
-                    f"Not a KRX code: {', '.join(bad)} (six characters, e.g. 005930).",
-                    severity="error",
-                )
-                return
+            words = [c.strip() for c in (text or "").replace(",", " ").split() if c.strip()]
+            codes = []
+            for word in words:
+                if is_valid_code(word.upper()):
+                    codes.append(word.upper())
+                    continue
+                # Part of a name: the codes whose names the console knows (the engine's
+                # master list as far as it has been seen, and the well-known names).
+                found = self.store.find_names(word)
+                if len(found) == 1:
+                    codes.append(found[0][0])
+                elif found:
+                    shown = ", ".join(f"{c} {n}" for c, n in found[:6])
+                    more = f" and {len(found) - 6} more" if len(found) > 6 else ""
+                    self.notify(
+                        f"'{word}' matches {shown}{more}: type more of the name, or the code.",
+                        title="Watchlist",
+                        severity="warning",
+                        timeout=8,
+                    )
+                    return
+                else:
+                    self.notify(
+                        f"No such code or name: {word} (a code is six characters, e.g. 005930).",
+                        severity="error",
+                    )
+                    return
             if codes:
                 self.send_in_background("subscribe", codes=codes)
 
-        self.push_screen(PromptScreen("Add to watchlist: code(s), e.g. 005930 000660"), done)
+        self.push_screen(
+            PromptScreen("Add to watchlist: code(s) or part of a name, e.g. 005930 하이닉스"), done
+        )
 
     def action_remove_code(self) -> None:
         code = self.main.watchlist.cursor_key

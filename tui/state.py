@@ -166,6 +166,16 @@ class Store:
     def name_of(self, code: str) -> str:
         return self.names.get(code, "")
 
+    def find_names(self, part: str) -> list[tuple[str, str]]:
+        """``(code, name)`` of the known names containing ``part`` (case-insensitive), an exact
+        name first."""
+        needle = part.strip().lower()
+        if not needle:
+            return []
+        hits = [(c, n) for c, n in self.names.items() if n and needle in n.lower()]
+        exact = [(c, n) for c, n in hits if n.lower() == needle]
+        return exact or sorted(hits, key=lambda cn: (len(cn[1]), cn[0]))
+
     def last_price(self, code: str) -> int:
         q = self.quotes.get(code)
         if q:

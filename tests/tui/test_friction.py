@@ -280,3 +280,71 @@ async def test_notifications_cover_neither_orders_nor_the_status_bar(
         for toast in toasts:
             assert not toast.region.overlaps(orders), (toast.region, orders)
             assert not toast.region.overlaps(status), (toast.region, status)
+
+
+# --- the rest of the list -------------------------------------------------------------------
+
+
+def test_korean_units_and_names_cut_in_the_middle() -> None:
+    from tui.widgets import fmt
+    from tui.widgets.table import cut_text
+
+    assert fmt.korean(12_345_678) == "1,235만"
+    assert fmt.korean(1_234_567_890) == "12.3억"
+    assert fmt.korean(99_999) == "99,999"
+    a, b = cut_text("에코프로비엠", 10, "middle"), cut_text("에코프로에이치엔", 10, "middle")
+    assert a != b and "…" in a and a.strip().endswith("비엠"), (a, b)
+
+
+async def test_prices_dim_when_the_engine_is_down(redis_url, redis_client, prefix) -> None:
+    from tui.widgets import fmt
+
+    app = seeded(redis_url, redis_client, prefix, alive=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(app, pilot)
+        wl = app.main.watchlist
+        price_col = next(c for c in wl.columns if c.key == "price")
+        assert wl.cell("005930", price_col)[1] == fmt.DIM
+        app.store.status.alive = True
+        assert wl.cell("005930", price_col)[1] == fmt.UP
+
+
+async def test_palette_has_no_textual_noise_and_help_shows_plus(
+    redis_url, redis_client, prefix
+) -> None:
+    from tui.keymap import display_keys
+
+    assert display_keys("plus,equals_sign") == "+"
+    app = seeded(redis_url, redis_client, prefix)
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(app, pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert not [t for t in titles if t.startswith(("Maximize", "Screenshot"))], titles
+        assert any(t.startswith("Buy  [b]") for t in titles), titles
+
+
+async def test_add_a_code_by_part_of_its_name(redis_url, redis_client, prefix, aredis) -> None:
+    app = seeded(redis_url, redis_client, prefix)
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(app, pilot)
+        responder = Responder(
+            aredis,
+            prefix,
+            lambda c: {"watchlist": [*tui_seed.WATCHLIST, *c.codes], "added": c.codes},
+        )
+        try:
+            await pilot.press("a")
+            for ch in "하이닉스":
+                app.screen.query_one("Input").insert_text_at_cursor(ch)
+            await pilot.press("enter")
+            await until(pilot.pause, lambda: responder.commands, 10, "the subscribe")
+            assert responder.commands[0].codes == ("000660",) or list(
+                responder.commands[0].codes
+            ) == ["000660"]
+            await pilot.press("a")
+            app.screen.query_one("Input").insert_text_at_cursor("삼성")
+            await pilot.press("enter")
+            await pilot.pause(0.1)
+            assert any("005930 삼성전자" in m for _, _, m in app.notices), list(app.notices)
+        finally:
+            await responder.close()

@@ -52,7 +52,7 @@ class StoreTable(KeyedTable):
 class WatchlistTable(StoreTable):
     columns = (
         Column("code", "Code", 6),
-        Column("name", "Name", 10, priority=2),
+        Column("name", "Name", 10, priority=2, cut="middle"),
         Column("price", "Price", 9, "right"),
         Column("change", "Chg", 8, "right", priority=3),
         Column("pct", "Chg%", 7, "right"),
@@ -92,7 +92,7 @@ class WatchlistTable(StoreTable):
 class PositionsTable(StoreTable):
     columns = (
         Column("code", "Code", 6),
-        Column("name", "Name", 12, priority=2),
+        Column("name", "Name", 12, priority=2, cut="middle"),
         Column("qty", "Qty", 7, "right"),
         Column("avg", "Avg", 9, "right"),
         Column("last", "Last", 9, "right"),
@@ -138,7 +138,7 @@ class OrdersTable(StoreTable):
         Column("time", "Time", 8),
         Column("order_id", "Order", 10),
         Column("code", "Code", 6),
-        Column("name", "Name", 10, priority=5),
+        Column("name", "Name", 10, priority=5, cut="middle"),
         Column("side", "Side", 4),
         Column("kind", "Type", 4, priority=6),
         Column("qty", "Qty", 7, "right"),
@@ -209,7 +209,7 @@ class SurgeTable(StoreTable):
     columns = (
         Column("time", "Time", 5),
         Column("code", "Code", 6),
-        Column("name", "Name", 10, priority=3),
+        Column("name", "Name", 10, priority=3, cut="middle"),
         Column("price", "Price", 9, "right"),
         Column("pct", "Chg%", 7, "right"),
         Column("ratio", "Vol×", 5, "right", priority=2),
