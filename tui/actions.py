@@ -86,6 +86,15 @@ ACTIONS: tuple[ActionSpec, ...] = (
         group="Watchlist",
     ),
     ActionSpec(
+        "watchlist_sort",
+        "o",
+        "watchlist_sort",
+        "Sort",
+        "Sort the watchlist: as added, by change %, by volume (cycles).",
+        show=False,
+        group="Watchlist",
+    ),
+    ActionSpec(
         "focus_watchlist",
         "1",
         "focus('watchlist')",

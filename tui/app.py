@@ -504,6 +504,14 @@ class KiwoomConsole(App[None]):
             return
         self.send_in_background("unsubscribe", codes=[code])
 
+    def action_watchlist_sort(self) -> None:
+        keys = [k for k, _ in self.store.SORTS]
+        self.store.watch_sort = keys[(keys.index(self.store.watch_sort) + 1) % len(keys)]
+        self.store.dirty.watchlist = True
+        self.flush()
+        label = dict(self.store.SORTS)[self.store.watch_sort]
+        self.notify(f"Watchlist sorted {label}.", title="Watchlist", timeout=2)
+
     def action_resync(self) -> None:
         self.feed.request_resync("asked")
 

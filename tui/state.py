@@ -154,6 +154,8 @@ class Store:
         self.last_seq = -1
         self.events_applied = 0
         self.dirty = Dirty()
+        #: The watchlist's order ("" as added, "pct", "volume").
+        self.watch_sort = ""
         #: An order id the Orders cursor should move to when its row appears ('' none).
         self.follow = ""
 
@@ -165,6 +167,21 @@ class Store:
 
     def name_of(self, code: str) -> str:
         return self.names.get(code, "")
+
+    #: Watchlist orders: (key, label); "" is the order codes were added in.
+    SORTS = (("", "as added"), ("pct", "by change %"), ("volume", "by volume"))
+
+    def watch_rows(self) -> list[str]:
+        """The watchlist in the chosen order (biggest first for change % and volume)."""
+        if not self.watch_sort:
+            return list(self.watchlist)
+        field = "change_pct" if self.watch_sort == "pct" else "volume"
+
+        def key(code: str) -> float:
+            q = self.quotes.get(code)
+            return -(q.get(field) or 0) if q else float("inf")
+
+        return sorted(self.watchlist, key=key)
 
     def find_names(self, part: str) -> list[tuple[str, str]]:
         """``(code, name)`` of the known names containing ``part`` (case-insensitive), an exact

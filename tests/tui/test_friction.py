@@ -348,3 +348,21 @@ async def test_add_a_code_by_part_of_its_name(redis_url, redis_client, prefix, a
             assert any("005930 삼성전자" in m for _, _, m in app.notices), list(app.notices)
         finally:
             await responder.close()
+
+
+async def test_watchlist_sorts_by_change_and_volume(redis_url, redis_client, prefix) -> None:
+    app = seeded(redis_url, redis_client, prefix)
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(app, pilot)
+        wl = app.main.watchlist
+        assert wl.keys == tui_seed.WATCHLIST
+        await pilot.press("o")
+        by_pct = sorted(
+            tui_seed.WATCHLIST,
+            key=lambda c: -app.store.quotes[c]["change_pct"],
+        )
+        assert wl.keys == by_pct and wl.keys[0] == "006400"
+        await pilot.press("o")
+        assert wl.keys[0] == "005930"  # 12.3M shares
+        await pilot.press("o")
+        assert wl.keys == tui_seed.WATCHLIST

@@ -113,7 +113,7 @@ class MainScreen(Screen[None]):
         store = self.app.store
         wl = self.watchlist
         if dirty.watchlist:
-            wl.set_keys(store.watchlist)
+            wl.set_keys(store.watch_rows())
             self.update_subtitles()
         wl.refresh_keys(dirty.quotes)
         pos = self.positions
@@ -147,7 +147,9 @@ class MainScreen(Screen[None]):
         detail = orders.detail()
         counts = f"{len(store.open_orders())} open / {len(store.orders)} today"
         subtitles = {
-            self.watchlist: more(self.watchlist) + f"{len(store.watchlist)} codes",
+            self.watchlist: more(self.watchlist)
+            + f"{len(store.watchlist)} codes"
+            + (f" {dict(store.SORTS)[store.watch_sort]}" if store.watch_sort else ""),
             self.surge: more(self.surge) + f"{len(store.surge)} alerts",
             self.positions: more(self.positions) + f"{len(self.positions.keys)} held",
             orders: (f"{detail} │ " if detail else "") + more(orders) + counts,
@@ -178,6 +180,8 @@ class MainScreen(Screen[None]):
         store = self.app.store
         now = self.app.now_ms()
         shown = set(self.watchlist.keys) | set(self.positions.keys)
+        if store.watch_sort:  # sorted by moving figures: re-sort once a second
+            self.watchlist.set_keys(store.watch_rows())
         stale = {code for code in shown if not store.is_live(code, now)}
         changed = stale ^ self._stale
         self._stale = stale
