@@ -158,9 +158,15 @@ class MainScreen(Screen[None]):
         for table, subtitle in subtitles.items():
             title = TITLES[table.id or ""]
             # Compact panels have no bottom border: the subtitle joins the title.
-            table.border_title = f"{title} · {subtitle}" if compact else title
-            table.border_subtitle = "" if compact else subtitle
-        orders.tooltip = detail or None
+            new_title = f"{title} · {subtitle}" if compact else title
+            new_subtitle = "" if compact else subtitle
+            # Setting a border text repaints the whole panel: only when it changed.
+            if table.border_title != new_title:
+                table.border_title = new_title
+            if table.border_subtitle != new_subtitle:
+                table.border_subtitle = new_subtitle
+        if orders.tooltip != (detail or None):
+            orders.tooltip = detail or None
 
     def on_keyed_table_highlighted(self, message: KeyedTable.Highlighted) -> None:
         self.update_subtitles()
