@@ -15,6 +15,7 @@ TOPICS: Tuple[str, ...] = (
     "status",
     "log",
     "reply",
+    "candles",
 )
 
 #: Seconds a reply list lives before Redis drops it.
