@@ -268,13 +268,14 @@ class ChartScreen(Screen[None]):
             "Low": [b[3] for b in bars],
             "Close": [b[4] for b in bars],
         }
+        # Indicators first, so the candles are drawn over their dots, not hidden under them.
+        self._draw_indicators(plt, x, all_bars, len(bars), daily)
         # Rises red, falls blue: the same colours as the panels (B12).
         plt.candlestick(x, data, colors=[UP_RGB, DOWN_RGB])
-        self._draw_indicators(plt, x, all_bars, len(bars), daily)
         last = bars[-1][4]
         plt.hline(last, "white")
         plt.xlim(-0.5, n - 0.5)
-        width = max(20, plot.size.width - 12)
+        width = max(20, (plot.size.width or self.app.size.width) - 12)
         xs = time_ticks(n, width // 12)
         plt.xticks(xs, [time_label(bars[i][0], daily) for i in xs])
         lo = min(b[3] for b in bars)
