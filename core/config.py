@@ -233,6 +233,7 @@ SCHEMA: Dict[str, Dict[str, Field]] = {
         "bell": Field(bool, True, "true or false"),
         "sparkline_s": Field(int, 300, "a positive number of seconds", _positive),
         "keymap": Field(dict, {}, "a table of action id = key(s)", item=str),
+        "korean_units": Field(bool, False, "true or false"),
     },
     "writer": {
         "batch_rows": Field(int, 5000, "a positive number of rows", _positive),

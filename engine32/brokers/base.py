@@ -129,6 +129,10 @@ class Broker(abc.ABC):
         """The Korean name of a code, or '' if unknown."""
         return ""
 
+    def unknown_codes(self, codes: Sequence[str]) -> List[str]:
+        """Those of ``codes`` the broker's universe does not list ([] when it cannot tell)."""
+        return []
+
     def base_price(self, code: str) -> int:
         """The previous close of a code (the base of the daily limits), or 0 if unknown."""
         return 0

@@ -811,6 +811,13 @@ class KiwoomBroker(Broker):
                 self._names[code] = name
         return name or ""
 
+    def unknown_codes(self, codes: Sequence[str]) -> List[str]:
+        """Codes ``GetMasterCodeName`` has no name for (it answers '' for a code it does not
+        list; koapy's ``GetMasterCodeName`` docs). Unknown until logged in: [] then."""
+        if self.state == IDLE:
+            return []
+        return [c for c in codes if not self.name_of(c)]
+
     def base_price(self, code: str) -> int:
         if self.state == IDLE:
             return 0

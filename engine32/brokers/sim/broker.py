@@ -135,7 +135,7 @@ class SimBroker(Broker):
         self._call(self.listener.on_account, self.exchange.account())
         for position in self.exchange.positions():
             self._call(self.listener.on_position, position)
-        for order in self.exchange.open_orders():
+        for order in self.exchange.all_orders():  # today's, restored ones included
             self._call(self.listener.on_order, order)
         if not self._connected:
             self._connected = True
@@ -152,6 +152,15 @@ class SimBroker(Broker):
                 self.settings["quote_rate"],
             ),
         )
+
+    def restore(
+        self,
+        account: Dict[str, Any],
+        positions: Sequence[Dict[str, Any]],
+        orders: Sequence[Dict[str, Any]],
+    ) -> int:
+        """Take back the previous run's paper account (see ``SimExchange.restore``)."""
+        return self.exchange.restore(account, positions, orders)
 
     def disconnect(self) -> None:
         if not self._connected:
@@ -175,6 +184,9 @@ class SimBroker(Broker):
 
     def name_of(self, code: str) -> str:
         return self.exchange.name_of(code)
+
+    def unknown_codes(self, codes: Sequence[str]) -> List[str]:
+        return [c for c in codes if c not in self.exchange.market.states]
 
     def base_price(self, code: str) -> int:
         return self.exchange.base_price(code)
