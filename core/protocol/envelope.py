@@ -25,6 +25,8 @@ EVENT_TYPES = (
     "status",
     "log",
     "reply",
+    "book",
+    "alert",
 )
 
 #: Which Pub/Sub topic each envelope type is published on.
@@ -39,6 +41,8 @@ TOPIC_OF_TYPE = {
     "status": "status",
     "log": "log",
     "reply": "reply",
+    "book": "book",
+    "alert": "alert",
 }
 
 

@@ -15,6 +15,8 @@ TOPICS: Tuple[str, ...] = (
     "status",
     "log",
     "reply",
+    "book",
+    "alert",
 )
 
 #: Seconds a reply list lives before Redis drops it.
@@ -51,6 +53,9 @@ class Keys:
         self.engine_alive = p + ":engine:alive"
         self.writer = p + ":writer"
         self.ev_pattern = p + ":ev:*"
+        self.state_book = p + ":state:book"
+        self.state_book_codes = p + ":state:book_codes"
+        self.state_alerts = p + ":state:alerts"
 
     def reply(self, cmd_id: str) -> str:
         """The list the engine LPUSHes the reply to command ``cmd_id`` onto."""
@@ -83,4 +88,7 @@ class Keys:
             self.state_account,
             self.state_surge,
             self.state_watchlist,
+            self.state_book,
+            self.state_book_codes,
+            self.state_alerts,
         )
