@@ -155,6 +155,21 @@ ENGINE_STATUS = _table(
     ("data", "jsonb"),
 )
 
+PRICE_ALERTS = _table(
+    "price_alerts",
+    ("run", "seq"),
+    ("alert_id", "text"),
+    ("code", "text"),
+    ("name", "text"),
+    ("condition", "text"),
+    ("threshold", "float8"),
+    ("price", "int8"),
+    ("change_pct", "float8"),
+    ("created_at", "timestamptz"),
+    ("fired_at", "timestamptz"),
+    ("message", "text"),
+)
+
 EVENT_TABLES: tuple[Table, ...] = (
     QUOTES,
     ORDERS,
@@ -165,6 +180,7 @@ EVENT_TABLES: tuple[Table, ...] = (
     COMMANDS,
     ENGINE_LOGS,
     ENGINE_STATUS,
+    PRICE_ALERTS,
 )
 BY_NAME: dict[str, Table] = {t.name: t for t in EVENT_TABLES}
 
@@ -489,6 +505,30 @@ def _status(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
     return [(ENGINE_STATUS, row)]
 
 
+def _alert(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
+    d = env.data
+    row = (
+        ts,
+        env.run,
+        env.seq,
+        _str(d, "alert_id"),
+        _code(d),
+        _str(d, "name", ""),
+        _str(d, "condition"),
+        _float(d, "threshold"),
+        _int(d, "price", 0),
+        _float(d, "change_pct", 0.0),
+        _ms_time(d, "created_ts"),
+        _ms_time(d, "fired_ts"),
+        _str(d, "message", ""),
+    )
+    return [(PRICE_ALERTS, row)]
+
+
+#: Event types the writer reads and acknowledges but never stores: order books (one per code
+#: per quote flush, only the latest matters: ``P:state:book``).
+SKIPPED_TYPES = frozenset(("book",))
+
 _CONVERTERS: dict[str, Callable[[Envelope, datetime.datetime], list[tuple[Table, tuple]]]] = {
     "quote": _quote,
     "quotes": _quotes,
@@ -500,6 +540,7 @@ _CONVERTERS: dict[str, Callable[[Envelope, datetime.datetime], list[tuple[Table,
     "reply": _reply,
     "log": _log,
     "status": _status,
+    "alert": _alert,
 }
 
 
@@ -517,11 +558,15 @@ def grouped_rows(env: Envelope) -> list[tuple[Table, list[tuple]]]:
     """Like :func:`rows_of`, grouped by table: ``[(table, rows), ...]``."""
     if env.type == "quotes":
         return [(QUOTES, _quote_items(env, _from_ms(env.ts)))]
+    if env.type in SKIPPED_TYPES:
+        return []
     return [(t, [row]) for t, row in rows_of(env)]
 
 
 def rows_of(env: Envelope) -> list[tuple[Table, tuple]]:
     """The rows one envelope becomes; raises :class:`Poison` when it cannot be stored."""
+    if env.type in SKIPPED_TYPES:
+        return []
     convert = _CONVERTERS.get(env.type)
     if convert is None:
         raise Poison(f"no table for event type {env.type!r}")

@@ -30,6 +30,7 @@ from ..base import Broker, BrokerInfo, BrokerListener, Done, ModifyRequest, Orde
 from . import chejan, tr
 from .control import Control
 from .errors import QUERY_RATE_EXCEEDED, SOCKET_CLOSED, describe
+from .hoga import BOOK_FIDS, BOOK_SCREENS, BOOK_SCREENS_FROM, STOCK_HOGA, parse_stock_hoga
 from .ratelimit import (
     CONDITION_WINDOWS,
     ORDER_WINDOWS,
@@ -38,7 +39,6 @@ from .ratelimit import (
     SlidingWindows,
     Windows,
 )
-from .hoga import BOOK_FIDS, BOOK_SCREENS, BOOK_SCREENS_FROM, STOCK_HOGA, parse_stock_hoga
 from .realtime import QUOTE_FIDS, STOCK_TRADE, parse_stock_trade
 from .screens import MAX_SCREENS, RealScreens, ScreenError, ScreenNumbers
 from .values import to_code, to_price
