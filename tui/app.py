@@ -39,6 +39,7 @@ from .feed import (
     Resynced,
     SurgeEvent,
 )
+from .hts import HtsActions, HtsStore
 from .keymap import effective_keys, load_keymap
 from .screens.main import MainScreen
 from .state import Store
@@ -52,7 +53,7 @@ TERMINAL_GONE_GRACE_S = 3.0
 FILL_TOAST_S = 1.0
 
 
-class KiwoomConsole(App[None]):
+class KiwoomConsole(HtsActions, App[None]):
     """``python -m tui``: the trading console. Talks only to Redis (and the database for charts)."""
 
     CSS_PATH = str(Path(__file__).with_name("theme.tcss"))  # absolute: subclasses live elsewhere
@@ -73,7 +74,8 @@ class KiwoomConsole(App[None]):
         self.prefix = cfg.redis.prefix
         self.clock = clock or (lambda: datetime.datetime.now(KST))
         self.frozen = clock is not None
-        self.store = Store(cfg.tui.sparkline_s, clock_ms=self.now_ms)
+        self.store: Store = HtsStore(cfg.tui.sparkline_s, clock_ms=self.now_ms)
+        self.install_hts()
         self.keymap = load_keymap(cfg.tui.keymap)
         self.keys_by_action = effective_keys(self.keymap)
         self.set_keymap(self.keymap)
