@@ -306,7 +306,7 @@ class LadderScreen(Screen[None]):
                 (" ", PLAIN),
                 (f"{_qty(total_a):>9} ", BLUE + BOLD),
                 (" " * bar_w, PLAIN),
-                (f" {'총잔량':^9} ", DIM),
+                ("   총잔량  ", DIM),  # 11 cells, as the price column (Hangul is 2 cells wide)
                 (" " * bar_w, PLAIN),
                 (f" {_qty(total_b):<9}", RED + BOLD),
             )
