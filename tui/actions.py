@@ -156,6 +156,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "ladder",
         "Ladder",
         "Open the order book (호가창) of the selected code: trade at a level, tape beside it.",
+        show=False,
         group="View",
     ),
     ActionSpec(
