@@ -1,7 +1,8 @@
 """The HTS staples in the console: order books, the trade tape and price alerts (issue 13).
 
 - :class:`HtsStore` extends the console's :class:`~tui.state.Store` with the last ``book`` of
-  each code, a short tape of trades per code (from the quotes' ``trade_qty``) and the fired
+  each code, a short tape of trades (from the quotes' ``trade_qty``) of the codes that have a
+  book (so the 10,000 quotes/s of other codes cost one dict lookup each) and the fired
   ``alert`` events; the ladder screen reads them at the refresh rate.
 - :class:`HtsActions` is mixed into the app: ``o`` opens the ladder (호가창) on the selected
   code, ``p`` the price alerts; a fired alert is notified and rings the bell.
@@ -55,12 +56,13 @@ class HtsStore(Store):
         out = super().apply(env)
         t = env.type
         if t == "quotes":
-            items = env.data.get("items") or ()
-            for item in items:
-                if isinstance(item, dict) and item.get("trade_qty"):
-                    self._trade(item, env.ts)
+            books = self.books  # the tape is kept for the codes with a book (a ladder's code)
+            if books:
+                for item in env.data.get("items") or ():
+                    if type(item) is dict and item.get("code") in books and item.get("trade_qty"):
+                        self._trade(item, env.ts)
         elif t == "quote":
-            if env.data.get("trade_qty"):
+            if env.data.get("code") in self.books and env.data.get("trade_qty"):
                 self._trade(env.data, env.ts)
         elif t == "book":
             self.set_book(env.data, env.ts)

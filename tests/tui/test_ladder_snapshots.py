@@ -52,13 +52,13 @@ def ladder_app(redis_url, redis_client, prefix):
 
     async def run_before(pilot) -> None:
         await until(pilot.pause, lambda: app.feed.connected.is_set(), 10, "the feed")
-        envs = tui_seed.history()
-        for env in envs:
-            redis_client.publish(f"{prefix}:ev:quotes", env.encode())
-        await until(pilot.pause, lambda: app.store.last_seq == envs[-1].seq, 10, "history")
         await pilot.press("o")
         await until(pilot.pause, lambda: isinstance(app.screen, LadderScreen), 10, "ladder")
         await until(pilot.pause, lambda: app.screen.cursor, 10, "the book on screen")
+        envs = tui_seed.history()  # trades while the ladder is open: on the tape
+        for env in envs:
+            redis_client.publish(f"{prefix}:ev:quotes", env.encode())
+        await until(pilot.pause, lambda: app.store.last_seq == envs[-1].seq, 10, "history")
         await pilot.press("down", "down")  # the cursor on the level of the open order
         await pilot.pause(0.3)
 
