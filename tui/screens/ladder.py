@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 LEVELS = 10
 #: Width of the tape on the right.
 TAPE_WIDTH = 30
+#: Trades shown on the tape at most (the ladder's 20 levels).
+TAPE_ROWS = 2 * LEVELS
 
 RED = Style(color="red")
 BLUE = Style(color="blue")
@@ -317,8 +319,10 @@ class LadderScreen(Screen[None]):
         large = self.app.cfg.tui.tape_large_qty
         lines: list[Cells] = [((" 체결  time      price     qty", BOLD),)]
         tape = self.store.tapes.get(self.code) or ()
+        # As many trades as the ladder has rows: every new trade shifts the whole tape, so a
+        # longer one would cost terminal bytes at each repaint for little use.
         for i, t in enumerate(tape):
-            if i >= max(0, height - 1):
+            if i >= min(max(0, height - 1), TAPE_ROWS):
                 break
             when = t.time
             when = f"{when[:2]}:{when[2:4]}:{when[4:6]}" if len(when) >= 6 else " " * 8
@@ -327,6 +331,16 @@ class LadderScreen(Screen[None]):
                 style = style + Style(bold=True, reverse=True)
             arrow = "▲" if t.qty > 0 else "▼"
             lines.append(((f" {when} {t.price:>9,} {arrow}{abs(t.qty):>7,}", style),))
+        if height > TAPE_ROWS + 3:  # room below the tape (120x40): the trader's open orders
+            lines += [((" ", PLAIN),)] * (TAPE_ROWS + 2 - len(lines))
+            mine = sorted(self.my_orders(), key=lambda o: -o.price)
+            lines.append(((f" 내 주문 / my orders ({len(mine)})", BOLD),))
+            for o in mine[: max(0, height - len(lines))]:
+                left = o.remaining_qty or max(o.qty - o.filled_qty, 0)
+                text = (
+                    f" {'B' if o.side == BUY else 'S'} {left:>6,} @ {o.price:>9,} {o.order_id[-7:]}"
+                )
+                lines.append(((text, BUY_MINE if o.side == BUY else SELL_MINE),))
         return lines
 
     # --- the cursor ------------------------------------------------------------------------
