@@ -17,7 +17,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from textual.app import App, SystemCommand
 from textual.css.query import NoMatches
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 
 from core.bus import Bus, ReplyTimeout, new_command_id
@@ -152,6 +152,8 @@ class KiwoomConsole(HtsActions, App[None]):
 
     def flush(self) -> None:
         """Repaint what changed since the last flush: at most ``refresh_hz`` times a second."""
+        if self.main_hidden():
+            return  # kept dirty until the main screen is back (see main_hidden)
         dirty = self.store.take_dirty()
         if not dirty:
             return
@@ -168,7 +170,15 @@ class KiwoomConsole(HtsActions, App[None]):
         self.flushes += 1
         self.flush_s += time.perf_counter() - start
 
+    def main_hidden(self) -> bool:
+        """A full screen (the ladder, a chart) covers the main screen: repainting its hidden
+        panels would make Textual lay out and repaint the whole terminal at every flush
+        (measured with the ladder open: 88 KiB/s instead of 20). Modal screens leave it seen."""
+        return self.screen is not self.main and not isinstance(self.screen, ModalScreen)
+
     def tick(self) -> None:
+        if self.main_hidden():
+            return
         if self.main.ready:
             try:
                 self.main.tick()

@@ -24,7 +24,7 @@ from textual.geometry import Region
 from textual.screen import Screen
 from textual.strip import Strip
 from textual.widget import Widget
-from textual.widgets import Footer, Static
+from textual.widgets import Footer
 
 from core.protocol.events import BUY, SELL, Order
 
@@ -50,6 +50,7 @@ CURSOR = Style(bgcolor="grey30")
 LAST = Style(reverse=True, bold=True)
 BUY_MINE = Style(color="red", bold=True)
 SELL_MINE = Style(color="bright_blue", bold=True)
+WARN = Style(color="yellow")
 
 Cells = tuple[tuple[str, Style], ...]
 
@@ -128,10 +129,10 @@ class LadderScreen(Screen[None]):
     DEFAULT_CSS = (
         """
     LadderScreen #ladder-head { height: 1; padding: 0 1; }
+    LadderScreen #ladder-note { height: 1; padding: 0 1; }
     LadderScreen #ladder-body { height: 1fr; }
     LadderScreen #ladder { width: 1fr; border-right: vkey $panel; }
     LadderScreen #tape { width: %d; }
-    LadderScreen #ladder-note { height: 1; padding: 0 1; color: $warning; }
     """
         % TAPE_WIDTH
     )
@@ -150,11 +151,13 @@ class LadderScreen(Screen[None]):
         return self.app.store  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="ladder-head")
+        # Line-API views all: a Static's update() would lay the screen out again and repaint
+        # every line of it at each new price.
+        yield LinesView(id="ladder-head")
         with Horizontal(id="ladder-body"):
             yield LinesView(id="ladder")
             yield LinesView(id="tape")
-        yield Static("", id="ladder-note")
+        yield LinesView(id="ladder-note")
         yield Footer()
 
     async def on_mount(self) -> None:
@@ -233,14 +236,14 @@ class LadderScreen(Screen[None]):
         book = self.book()
         when = (book or {}).get("time") or ""
         when = f"{when[:2]}:{when[2:4]}:{when[4:6]}" if len(when) >= 6 else "-"
-        head = f"[b]{self.code} {name}[/b]  "
+        head: list[tuple[str, Style]] = [(f"{self.code} {name}  ", BOLD)]
         if price:
-            color = "red" if change > 0 else "blue" if change < 0 else "default"
-            head += f"[{color}]{price:,}  {change:+,} ({pct:+.2f}%)[/]"
+            color = RED if change > 0 else BLUE if change < 0 else PLAIN
+            head.append((f"{price:,}  {change:+,} ({pct:+.2f}%)", color))
         else:
-            head += "no trade yet"
-        head += f"   book {when}"
-        self.query_one("#ladder-head", Static).update(head)
+            head.append(("no trade yet", DIM))
+        head.append((f"   book {when}", PLAIN))
+        self.query_one("#ladder-head", LinesView).set_lines([tuple(head)])
         if self.picked is not None:
             o = self.picked
             note = (
@@ -251,7 +254,7 @@ class LadderScreen(Screen[None]):
             note = f"Waiting for the book of {self.code} (book_subscribe sent)..."
         else:
             note = ""
-        self.query_one("#ladder-note", Static).update(note)
+        self.query_one("#ladder-note", LinesView).set_lines([((note, WARN),)] if note else [])
 
     def _ladder_lines(self, width: int, quote: dict[str, Any], mine: list[Order]) -> list[Cells]:
         book = self.book()
