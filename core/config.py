@@ -66,6 +66,19 @@ def _codes(v: Any) -> bool:
     return all(isinstance(c, str) and _CODE.match(c) for c in v)
 
 
+_DAY = "(mon|tue|wed|thu|fri|sat|sun)"
+_WINDOW = re.compile(
+    r"^{d}(-{d})?\s+([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$".format(d=_DAY)
+)
+
+
+def _maintenance_windows(v: Any) -> bool:
+    """``[engine.kiwoom] maintenance_windows``: "none", or entries like "mon-sat 05:00-06:55"
+    (KST; engine32.supervise reads them)."""
+    text = str(v).strip().lower()
+    return text == "none" or all(_WINDOW.match(" ".join(e.split())) for e in text.split(","))
+
+
 SCHEMA: Dict[str, Dict[str, Field]] = {
     "redis": {
         "url": Field(
@@ -95,7 +108,12 @@ SCHEMA: Dict[str, Dict[str, Field]] = {
         ),
     },
     "engine": {
-        "broker": Field(str, "sim", "sim or kiwoom", _one_of("sim", "kiwoom")),
+        "broker": Field(
+            str,
+            "sim",
+            "sim or kiwoom (OpenAPI+), or kiwoom_rest",
+            _one_of("sim", "kiwoom", "kiwoom_rest"),
+        ),
         "account": Field(
             str,
             "",
@@ -128,6 +146,41 @@ SCHEMA: Dict[str, Dict[str, Field]] = {
         "real_screens_from": Field(
             int, 5000, "a 4-digit screen number", lambda v: 1000 <= v <= 9799
         ),
+        "maintenance_windows": Field(
+            str,
+            "mon-sat 05:00-06:55, sun 03:55-06:55",
+            'DAY[-DAY] HH:MM-HH:MM entries in KST separated by commas, or "none"',
+            _maintenance_windows,
+        ),
+    },
+    "engine.kiwoom_rest": {
+        "server": Field(str, "mock", "mock or real", _one_of("mock", "real")),
+        "base_url": Field(
+            str,
+            "",
+            "an http(s):// URL, or empty for Kiwoom's host of the server",
+            lambda v: v == "" or v.startswith(("http://", "https://")),
+        ),
+        "ws_url": Field(
+            str,
+            "",
+            "a ws(s):// URL, or empty for Kiwoom's WebSocket of the server",
+            lambda v: v == "" or v.startswith(("ws://", "wss://")),
+        ),
+        "appkey_file": Field(str, "", "the path of a file holding the app key, or empty"),
+        "secretkey_file": Field(str, "", "the path of a file holding the secret key, or empty"),
+        "query_per_s": Field(float, 5.0, "queries a second per api-id (positive)", _positive),
+        "order_per_s": Field(float, 5.0, "orders a second (positive)", _positive),
+        "token_margin_s": Field(
+            int, 600, "seconds before expires_dt to renew the token", _non_negative
+        ),
+        "ws_idle_s": Field(
+            int, 300, "seconds without any frame before the WebSocket counts as dead", _positive
+        ),
+        "kick_retry_s": Field(
+            int, 60, "seconds to wait after another session took the app key", _positive
+        ),
+        "timeout_s": Field(float, 10.0, "HTTP timeout in seconds", _positive),
     },
     "risk": {
         "max_order_value": Field(int, 50000000, "a positive KRW amount", _positive),
@@ -231,6 +284,7 @@ class Config:
             if "." not in section:
                 setattr(self, section, Section(section, values[section]))
         self.engine_kiwoom = Section("engine.kiwoom", values["engine.kiwoom"])
+        self.engine_kiwoom_rest = Section("engine.kiwoom_rest", values["engine.kiwoom_rest"])
 
     def get(self, section: str, key: str) -> Any:
         return self._values[section][key]
@@ -363,6 +417,10 @@ def _flatten_file(doc: Dict[str, Any], path: Path) -> List[Tuple[str, str, Any]]
             for key, value in table["kiwoom"].items():
                 out.append(("engine.kiwoom", key, value))
             table = {k: v for k, v in table.items() if k != "kiwoom"}
+        if section == "engine" and isinstance(table.get("kiwoom_rest"), dict):
+            for key, value in table["kiwoom_rest"].items():
+                out.append(("engine.kiwoom_rest", key, value))
+            table = {k: v for k, v in table.items() if k != "kiwoom_rest"}
         if section not in SCHEMA:
             raise ConfigError(
                 "{}: unknown section [{}] (known: {})".format(path, section, ", ".join(SCHEMA))
@@ -413,7 +471,7 @@ def load_config(
                     section, cfg_path, section.upper()
                 )
             )
-        if key in ("password", "api_key", "secret"):
+        if key in ("password", "api_key", "secret", "appkey", "secretkey"):
             raise ConfigError(
                 "[{}] {} (from {}): secrets do not belong in config.toml; use the environment".format(
                     section, key, cfg_path

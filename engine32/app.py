@@ -85,6 +85,7 @@ class Engine(BrokerListener):
         self._received = 0
         self._last_error = ""
         self._stop_deadline = 0.0
+        self.exit_code = 0  # exitcodes.RESTART when the broker asked for a new process
         engine_cfg = config.engine
 
         self.bridge = Bridge()
@@ -121,6 +122,7 @@ class Engine(BrokerListener):
                 state_changed=self.publish_status,
                 watchlist_changed=self.publish_watchlist,
                 snapshot=self.snapshot,
+                emit=self.emit,
             ),
         )
         self.depth = MarketDepth(self, kept)
@@ -209,7 +211,7 @@ class Engine(BrokerListener):
             "" if drained else ", unflushed events lost",
         )
         if self.on_stopped is not None:
-            self.on_stopped(0)
+            self.on_stopped(self.exit_code)
 
     def close(self) -> None:
         """Stop publishing log records as events (the engine is done)."""
@@ -445,6 +447,15 @@ class Engine(BrokerListener):
         elif was and not connected:
             log.warning("broker connection lost: %s", message)
         self.publish_status()
+
+    def on_restart_needed(self, words: str) -> None:
+        """The broker can only recover in a new process (Kiwoom's -106): stop as on SIGTERM
+        (answer what was taken, flush), then exit with exitcodes.RESTART for --supervise."""
+        from .exitcodes import RESTART
+
+        log.error("%s: stopping for a new process (exit %d)", words, RESTART)
+        self.exit_code = RESTART
+        self.request_stop()
 
     def on_names(self, names: Dict[str, str]) -> None:
         self.books.names.update(names)

@@ -30,6 +30,9 @@ MAX_PRICE = 100000000
 MAX_CODES = 2000
 MAX_TTL_MS = 86400000
 MAX_RAW_BYTES = 65536
+#: Candles one ``history`` command may ask for (Kiwoom pages 600-900 rows per TR request).
+MAX_HISTORY_COUNT = 5000
+HISTORY_INTERVALS = ("1d", "1m")
 
 ORDER_COMMANDS = ("buy", "sell")
 COMMANDS = (
@@ -44,6 +47,7 @@ COMMANDS = (
     "snapshot",
     "halt",
     "resume",
+    "history",
     "book_subscribe",
     "book_unsubscribe",
     "alert_add",
@@ -65,6 +69,7 @@ ARGUMENTS = {
     "snapshot": (),
     "halt": ("cancel_open",),
     "resume": (),
+    "history": ("code", "interval", "count"),
     "book_subscribe": ("codes",),
     "book_unsubscribe": ("codes",),
     "alert_add": ("code", "above", "below", "change_pct"),
@@ -88,6 +93,8 @@ class Command:
     order_id: Optional[str] = None
     codes: Tuple[str, ...] = ()
     cancel_open: bool = False
+    interval: Optional[str] = None
+    count: Optional[int] = None
     above: Optional[int] = None
     below: Optional[int] = None
     change_pct: Optional[float] = None
@@ -321,7 +328,30 @@ def _parse(raw: Union[bytes, bytearray, str, Dict[str, Any]]) -> Command:
                 "cancel_open must be true or false, got {}".format(_show(cancel_open)),
             )
         fields["cancel_open"] = cancel_open
+    elif cmd_name == "history":
+        fields.update(_parse_history(check))
     return Command(**fields)
+
+
+def _parse_history(check: _Checker) -> Dict[str, Any]:
+    interval = check.obj.get("interval", "1d")
+    if interval not in HISTORY_INTERVALS:
+        raise check.fail(
+            "interval",
+            "interval must be {}, got {}".format(" or ".join(HISTORY_INTERVALS), _show(interval)),
+        )
+    count = check.int_field(
+        "count",
+        1,
+        MAX_HISTORY_COUNT,
+        False,
+        "a number of candles from 1 to {}".format(MAX_HISTORY_COUNT),
+    )
+    return {
+        "code": check.code_field("code", True),
+        "interval": interval,
+        "count": count if count is not None else (250 if interval == "1d" else 390),
+    }
 
 
 def _parse_order(check: _Checker) -> Dict[str, Any]:

@@ -25,6 +25,7 @@ EVENT_TYPES = (
     "status",
     "log",
     "reply",
+    "candles",
     "book",
     "alert",
 )
@@ -41,6 +42,7 @@ TOPIC_OF_TYPE = {
     "status": "status",
     "log": "log",
     "reply": "reply",
+    "candles": "candles",
     "book": "book",
     "alert": "alert",
 }

@@ -15,6 +15,7 @@ TOPICS: Tuple[str, ...] = (
     "status",
     "log",
     "reply",
+    "candles",
     "book",
     "alert",
 )

@@ -5,18 +5,7 @@ from __future__ import annotations
 import pytest
 from tui_helpers import make_config, until
 
-from tui.actions import (
-    ACTIONS,
-    ALERTS,
-    ALL_ACTIONS,
-    APP,
-    CHART,
-    DIALOG,
-    LADDER,
-    MAIN,
-    TICKET,
-    bindings,
-)
+from tui.actions import ACTIONS, ALL_ACTIONS, APP, CHART, DIALOG, MAIN, TICKET, bindings
 from tui.app import KiwoomConsole
 from tui.keymap import KeymapError, display_keys, effective_keys, load_keymap
 from tui.screens.help import HelpScreen
@@ -28,7 +17,7 @@ def test_every_action_has_a_unique_id_key_and_help() -> None:
     assert len(ids) == len(set(ids))
     for a in ALL_ACTIONS:
         assert a.key and a.title and a.help.endswith(".")
-    scopes = (MAIN, APP, TICKET, CHART, DIALOG, LADDER, ALERTS)
+    scopes = {MAIN, APP, TICKET, CHART, DIALOG} | {a.scope for a in ALL_ACTIONS}
     bound = {b.id for scope in scopes for b in bindings(scope)}
     assert bound == set(ids)
 
