@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from PyQt5.QtCore import QTimer
 
-from core.protocol import krx
+from core.protocol import krx, now_ms
 from core.protocol.errors import BROKER_ERROR, INVALID_ARGUMENT, NOT_READY, RATE_LIMITED
 from core.protocol.events import BUY, LIMIT, MARKET, SELL, Account, Order, Position, mask_account
 
@@ -845,7 +845,7 @@ class KiwoomBroker(Broker):
         book = parse_stock_hoga(
             real_key,
             lambda fid: self.control.get_comm_real_data(real_key, fid),
-            int(time.time() * 1000),
+            now_ms(),
         )
         if book is not None:
             self.listener.on_book(book)
