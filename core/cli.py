@@ -22,6 +22,7 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "send": ("core.send", "send one command to the engine and print its reply"),
     "status": ("core.status", "show the engine's, the writer's and Redis's health"),
     "report": ("core.report", "the trading journal: fills, fees, tax and realised P&L"),
+    "gateway": ("core.gateway", "serve the live feed over WebSocket to browsers and programs"),
 }
 
 

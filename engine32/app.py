@@ -98,6 +98,7 @@ class Engine(BrokerListener):
             self.keys,
             capacity=engine_cfg.publish_buffer,
             stream_maxlen=engine_cfg.stream_maxlen,
+            stream_budget_bytes=engine_cfg.stream_budget_mb * 1024 * 1024,
             on_reconnect=self.bridge.reconnected.emit,
         )
         self.consumer = CommandConsumer(
@@ -106,6 +107,7 @@ class Engine(BrokerListener):
             deliver=self._deliver,
             cmd_ttl_ms=engine_cfg.cmd_ttl_ms,
             dedupe_ttl_s=engine_cfg.dedupe_ttl_s,
+            max_clock_ahead_ms=engine_cfg.max_clock_ahead_ms,
         )
         self._delivered = 0
         self.publisher.on_removed = self.consumer.removed

@@ -14,6 +14,9 @@ reproduces (docs/kiwoom-rest.md; /work/shared/design/kiwoom-rest.md §6):
   only when both request headers match;
 - a rate limit per (app key, api-id): HTTP 429 + ``return_code`` 5 + ``[1700:…]``; ka10095 with
   more than 100 codes: ``return_code`` 5 + ``[1634:…]``;
+- charts: ``ka10081`` (daily, ``base_dt`` required, 600 rows a page, unsigned prices) and
+  ``ka10080`` (minute, ``tic_scope``, 900 rows a page, prices signed against the previous
+  close), newest first, today's forming candle included, paged in the response headers;
 - signed and zero-padded number strings (``"-00000000196888"``, ``"+72000"``, ``"A005930"``);
 - orders: ``trde_tp`` "0" needs ``ord_uv``, "3" needs ``ord_uv ""``; "00"/"03" refused unless
   ``accept_two_digit_trde_tp``; 접수 → 체결 (per fill, cumulative 911/903, unit 914/915,
@@ -34,8 +37,10 @@ import asyncio
 import datetime
 import itertools
 import json
+import random
 import threading
 import time
+import zlib
 from typing import Any, Dict, List, Optional, Tuple
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -57,6 +62,8 @@ PATHS = {
     "kt10003": "/api/dostk/ordr",
     "ka10001": "/api/dostk/stkinfo",
     "ka10095": "/api/dostk/stkinfo",
+    "ka10080": "/api/dostk/chart",
+    "ka10081": "/api/dostk/chart",
 }
 NAMES = {"005930": "삼성전자", "000660": "SK하이닉스", "035420": "NAVER", "035720": "카카오",
          "005380": "현대차", "051910": "LG화학", "006400": "삼성SDI", "068270": "셀트리온"}  # fmt: skip
@@ -141,6 +148,10 @@ class FakeKiwoomRest:
         max_codes: int = 100,
         issue_refusal: Optional[int] = None,
         order_answer_delay_s: float = 0.0,
+        chart_days: int = 1300,
+        chart_minute_days: int = 5,
+        chart_now: Optional[datetime.datetime] = None,
+        chart_end_no_data: bool = False,
     ) -> None:
         self.appkey = appkey
         self.secretkey = secretkey
@@ -175,6 +186,15 @@ class FakeKiwoomRest:
         #: kt1000x answers this late (after the order is placed and its events sent): a
         #: client timeout then cannot tell whether the order went through.
         self.order_answer_delay_s = order_answer_delay_s
+        #: chart history: weekdays of daily rows (back from today), days of minute rows, and
+        #: the KST moment the charts are served at (None: now), which says what is forming.
+        self.chart_days = chart_days
+        self.chart_minute_days = chart_minute_days
+        self.chart_now = chart_now
+        self.chart_page_sizes = {"ka10081": 600, "ka10080": 900}
+        #: the last chart page still says cont-yn Y, and the page after it is
+        #: ``return_code`` 20 "조회할 자료가 없습니다" (a server that finds the end late)
+        self.chart_end_no_data = chart_end_no_data
         self.clock_offset = 0.0
         # what happened (read by tests)
         self.calls: List[Dict[str, Any]] = []
@@ -348,7 +368,7 @@ class FakeKiwoomRest:
         self.calls.append({
             "api_id": api_id, "path": path, "body": body, "status": status,
             "return_code": answer.get("return_code"), "cont_yn": headers.get("cont-yn", ""),
-            "next_key": headers.get("next-key", ""), "at": time.monotonic(),
+            "next_key": headers.get("next-key", ""), "at": time.monotonic(), "answer": answer,
         })  # fmt: skip
 
     async def _handle(self, method: str, path: str, headers: Dict[str, str], raw: bytes,
@@ -476,18 +496,20 @@ class FakeKiwoomRest:
                      "return_code": 0, "return_msg": "정상적으로 처리되었습니다"}, {}  # fmt: skip
 
     # -- paging --------------------------------------------------------------------------
-    def _page(self, api_id: str, rows: List[Dict[str, Any]], headers: Dict[str, str]) -> Tuple[List[Dict[str, Any]], Dict[str, str]]:  # fmt: skip
+    def _page(self, api_id: str, rows: List[Dict[str, Any]], headers: Dict[str, str],
+              size: Optional[int] = None) -> Tuple[List[Dict[str, Any]], Dict[str, str]]:  # fmt: skip
+        page_size = size or self.page_size
         start = 0
         if headers.get("cont-yn") == "Y":
             key = headers.get("next-key", "")
             prefix = "{}-".format(api_id)
             if key.startswith(prefix) and key[len(prefix) :].isdigit():
                 start = int(key[len(prefix) :])
-        chunk = rows[start : start + self.page_size]
-        if start + self.page_size < len(rows):
+        chunk = rows[start : start + page_size]
+        if start + page_size < len(rows):
             return chunk, {
                 "cont-yn": "Y",
-                "next-key": "{}-{}".format(api_id, start + self.page_size),
+                "next-key": "{}-{}".format(api_id, start + page_size),
             }
         return chunk, {"cont-yn": "N", "next-key": ""}
 
@@ -552,6 +574,125 @@ class FakeKiwoomRest:
                  "cur_prc": signed(self.prices.get(c, 10000), self.base.get(c, 10000)),
                  "base_pric": str(self.base.get(c, 10000))} for c in codes]  # fmt: skip
         return 200, self._ok(atn_stk_infr=rows), {}
+
+    # -- charts (ka10081 daily / ka10080 minute) ---------------------------------------------
+    def chart_moment(self) -> datetime.datetime:
+        return self.chart_now or datetime.datetime.fromtimestamp(self.now(), KST)
+
+    def chart_candles(self, code: str, interval: str) -> List[List[int]]:
+        """The fake's past, oldest first, as ``[start_ms, open, high, low, close, volume]``
+        (today's forming candle included), the truth the chart rows are written from."""
+        now = self.chart_moment()
+        rng = random.Random(zlib.crc32("{}:{}".format(code, interval).encode()))
+        days: List[datetime.date] = []
+        day = now.date()
+        wanted = self.chart_days if interval == "1d" else self.chart_minute_days
+        while len(days) < wanted:
+            if day.weekday() < 5:
+                days.append(day)
+            day -= datetime.timedelta(days=1)
+        days.reverse()
+        if interval == "1d":
+            starts = [datetime.datetime.combine(d, datetime.time(0), tzinfo=KST) for d in days]
+            sigma, volume = 0.02, 3_000_000
+        else:
+            starts = []
+            for d in days:
+                opening = datetime.datetime.combine(d, datetime.time(9, 0), tzinfo=KST)
+                for m in range(390):  # 09:00 … 15:29
+                    start = opening + datetime.timedelta(minutes=m)
+                    if start > now:
+                        break
+                    starts.append(start)
+            sigma, volume = 0.001, 8000
+        out: List[List[int]] = []
+        close = self.prices.get(code, 10000)
+        for start in reversed(starts):  # back from today's price
+            prev = max(100, int(round(close / (1.0 + rng.gauss(0.0, sigma)) / 10.0)) * 10)
+            open_ = max(100, int(round(prev * (1.0 + rng.gauss(0.0, sigma / 3)) / 10.0)) * 10)
+            high = max(open_, close) + 10 * rng.randint(0, 5)
+            low = max(10, min(open_, close) - 10 * rng.randint(0, 5))
+            ms = int(start.timestamp() * 1000)
+            out.append([ms, open_, high, low, close, int(volume * (0.5 + rng.random()))])
+            close = prev
+        out.reverse()
+        return out
+
+    def _chart_refusal(self, body: Dict[str, Any], need: str) -> Any:
+        code = str(body.get("stk_cd", ""))
+        if code not in self.prices:
+            return self._refuse("종목코드가 존재하지 않습니다[1902:{}]".format(code))
+        if str(body.get("upd_stkpc_tp", "")) not in ("0", "1"):
+            return self._refuse("필수 입력 값이 없습니다[1511:upd_stkpc_tp]")
+        if need == "base_dt":
+            text = str(body.get("base_dt", ""))
+            if len(text) != 8 or not text.isdigit():
+                return self._refuse("필수 입력 값이 없습니다[1511:base_dt]")
+        elif str(body.get("tic_scope", "")) not in ("1", "3", "5", "10", "15", "30", "45", "60"):
+            return self._refuse("필수 입력 값이 없습니다[1511:tic_scope]")
+        return None
+
+    def _chart_page(self, api_id: str, rows: List[Dict[str, Any]], headers: Dict[str, str]) -> Any:
+        size = self.chart_page_sizes[api_id]
+        page, extra = self._page(api_id, rows, headers, size)
+        if self.chart_end_no_data:
+            if not page:
+                return None, {}
+            if extra.get("cont-yn") == "N":
+                start = len(rows) - len(page)
+                extra = {"cont-yn": "Y", "next-key": "{}-{}".format(api_id, start + size)}
+        return page, extra
+
+    def _tr_ka10081(self, body: Dict[str, Any], headers: Dict[str, str]) -> Any:
+        refusal = self._chart_refusal(body, "base_dt")
+        if refusal:
+            return refusal
+        code, base_dt = str(body["stk_cd"]), str(body["base_dt"])
+        rows = []
+        candles = self.chart_candles(code, "1d")
+        for i in range(len(candles) - 1, -1, -1):  # newest first
+            ms, o, h, lo, c, v = candles[i]
+            dt = datetime.datetime.fromtimestamp(ms / 1000, KST).strftime("%Y%m%d")
+            if dt > base_dt:
+                continue
+            prev = candles[i - 1][4] if i else c
+            sign = "2" if c > prev else "5" if c < prev else "3"
+            rows.append({"cur_prc": str(c), "trde_qty": str(v), "trde_prica": str(v * c // 1_000_000),
+                         "dt": dt, "open_pric": str(o), "high_pric": str(h), "low_pric": str(lo),
+                         "pred_pre": "{:+d}".format(c - prev) if c != prev else "0", "pred_pre_sig": sign,
+                         "trde_tern_rt": "{:+.2f}".format(v * 100.0 / 5_969_782_550)})  # fmt: skip
+        page, extra = self._chart_page("ka10081", rows, headers)
+        if page is None:
+            return 200, {"return_code": 20, "return_msg": "조회할 자료가 없습니다"}, {}
+        return 200, self._ok(stk_cd=code, stk_dt_pole_chart_qry=page), extra
+
+    def _tr_ka10080(self, body: Dict[str, Any], headers: Dict[str, str]) -> Any:
+        refusal = self._chart_refusal(body, "tic_scope")
+        if refusal:
+            return refusal
+        code = str(body["stk_cd"])
+        if body.get("tic_scope") != "1":
+            return self._refuse("the fake serves one-minute candles only[1517:tic_scope]")
+        candles = self.chart_candles(code, "1m")
+        prev_close: Dict[str, int] = {}  # day → the previous day's last close
+        last = candles[0][1] if candles else 0
+        for ms, _o, _h, _lo, c, _v in candles:
+            day = datetime.datetime.fromtimestamp(ms / 1000, KST).strftime("%Y%m%d")
+            prev_close.setdefault(day, last)
+            last = c
+        rows = []
+        for ms, o, h, lo, c, v in reversed(candles):  # newest first
+            tm = datetime.datetime.fromtimestamp(ms / 1000, KST).strftime("%Y%m%d%H%M%S")
+            base = prev_close[tm[:8]]
+            rows.append({"cur_prc": signed(c, base), "trde_qty": str(v), "cntr_tm": tm,
+                         "open_pric": signed(o, base), "high_pric": signed(h, base),
+                         "low_pric": signed(lo, base), "acc_trde_qty": str(v),
+                         "pred_pre": "{:+d}".format(c - base) if c != base else "0",
+                         "pred_pre_sig": "2" if c > base else "5" if c < base else "3"})  # fmt: skip
+        page, extra = self._chart_page("ka10080", rows, headers)
+        if page is None:
+            return 200, {"return_code": 20, "return_msg": "조회할 자료가 없습니다"}, {}
+        return 200, self._ok(stk_cd=code, stk_min_pole_chart_qry=page), extra
 
     def _tr_kt10000(self, body: Dict[str, Any], headers: Dict[str, str]) -> Any:
         return self._new_order(body, "buy")

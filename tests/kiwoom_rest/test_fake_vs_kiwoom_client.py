@@ -7,6 +7,7 @@ orders, renews a refused token, waits out a 429 and speaks LOGIN/REG/PING/REAL o
 """
 
 import asyncio
+import datetime
 from typing import Any, Dict, Iterator, List
 
 import pytest
@@ -15,7 +16,7 @@ kiwoom_client = pytest.importorskip("kiwoom_client")
 
 from kiwoom_client import AsyncKiwoomAPI, KiwoomAPI, KiwoomAPIError, KiwoomWebSocket  # noqa: E402
 
-from tests.fakes.kiwoom_rest import FakeKiwoomRest  # noqa: E402
+from tests.fakes.kiwoom_rest import KST, FakeKiwoomRest  # noqa: E402
 
 APPKEY = "fake-appkey-0123456789"
 SECRET = "fake-secretkey-0123456789"
@@ -120,3 +121,43 @@ def test_websocket_login_reg_ping_and_real_with_kiwoom_clients_socket(fake: Fake
     assert fill["911"] == "3" and fill["902"] == "0" and fill["9203"] == rows[0]["values"]["9203"]
     # the library echoed the server's PINGs verbatim (else the fake would have closed)
     assert fake.logins == 1 and fake.kicks == 0
+
+
+def test_chart_pages_as_kiwoom_clients_chart_module_reads_them() -> None:
+    """ka10081/ka10080 through kiwoom_client's own ``chart`` endpoints and ``request_all``:
+    the fake's chart answers (keys, header paging, dates kept as text, signed minute prices)
+    read as the library reads Kiwoom's."""
+    from kiwoom_client.parsing import extract_records, normalize
+
+    now = datetime.datetime(2026, 11, 25, 10, 30, 20, tzinfo=KST)  # a Wednesday, mid-session
+    with FakeKiwoomRest(chart_days=700, chart_minute_days=3, chart_now=now) as server, _api(
+        server
+    ) as api:
+        daily = api.chart.stock_daily_chart(stk_cd="005930", base_dt="20991231", upd_stkpc_tp="1")
+        key, rows = extract_records(daily)
+        assert key == "stk_dt_pole_chart_qry" and len(rows) == 600  # a full first page
+        # every page, through the response headers, as the library follows them
+        every = api._client.request_all("/api/dostk/chart", "ka10081",
+                                         {"stk_cd": "005930", "base_dt": "20991231",
+                                          "upd_stkpc_tp": "1"},
+                                         data_key="stk_dt_pole_chart_qry")  # fmt: skip
+        assert len(every) == 700
+        dates = [r["dt"] for r in normalize(every)]
+        assert all(isinstance(d, str) and len(d) == 8 for d in dates)  # dt stays text
+        assert dates == sorted(dates, reverse=True)  # newest first
+        closes = [r["cur_prc"] for r in normalize(every)]
+        assert all(isinstance(c, int) and c > 0 for c in closes)  # unsigned daily prices
+        pages = [c for c in server.calls if c["api_id"] == "ka10081"][1:]
+        assert [(p["cont_yn"], p["next_key"]) for p in pages] == [("N", ""), ("Y", "ka10081-600")]
+
+        minute = api.chart.stock_minute_chart(stk_cd="005930", tic_scope="1", upd_stkpc_tp="1")
+        key, rows = extract_records(minute)
+        assert key == "stk_min_pole_chart_qry" and 0 < len(rows) <= 900
+        parsed = normalize(rows)
+        assert all(isinstance(r["cntr_tm"], str) and len(r["cntr_tm"]) == 14 for r in parsed)
+        # signed minute prices: the library reads "-71900" as -71900 (a fall, price 71900)
+        falls = [(raw, p) for raw, p in zip(rows, parsed) if raw["cur_prc"].startswith("-")]
+        rises = [(raw, p) for raw, p in zip(rows, parsed) if raw["cur_prc"].startswith("+")]
+        assert falls and rises
+        assert all(p["cur_prc"] == -int(raw["cur_prc"][1:]) for raw, p in falls)
+        assert all(p["cur_prc"] == int(raw["cur_prc"][1:]) for raw, p in rises)

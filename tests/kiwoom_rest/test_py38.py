@@ -1,6 +1,7 @@
 """The kiwoom_rest broker keeps engine32's Python 3.8 promise, run for real: Python 3.8 with only
 ``engine32/requirements-win32.txt`` (httpx < 0.29, websockets 13.x there) runs
-``python -m engine32 --broker kiwoom_rest`` against the fake server and places an order."""
+``python -m engine32 --broker kiwoom_rest`` against the fake server, places an order and
+fetches a history."""
 
 import json
 import os
@@ -50,6 +51,15 @@ def test_the_rest_broker_trades_on_python_38(redis_url: str, tmp_path: Path) -> 
             assert got is not None, (tmp_path / "engine.log").read_text()
             assert json.loads(got[1])["ok"], got
             assert len(fake.sent_orders("kt10000")) == 1
+            # history (ka10080 paged through the headers) on 3.8 as well
+            history = {"id": "p38h", "cmd": "history", "code": "005930", "interval": "1m",
+                       "count": 1000}  # fmt: skip
+            client.rpush(prefix + ":cmd", json.dumps(history))
+            got = client.blpop([prefix + ":reply:p38h"], 60)
+            assert got is not None, (tmp_path / "engine.log").read_text()
+            reply = json.loads(got[1])
+            assert reply["ok"] and reply["result"]["source"] == "kiwoom_rest", reply
+            assert len([c for c in fake.calls if c["api_id"] == "ka10080"]) >= 1
         finally:
             proc.terminate()
             code = proc.wait(20)

@@ -39,7 +39,7 @@ from ..kiwoom import chejan, tr
 from ..kiwoom.hoga import parse_stock_hoga
 from ..kiwoom.realtime import parse_stock_trade
 from ..kiwoom.values import to_code, to_price
-from . import trs
+from . import chart, trs
 from .credentials import load_credentials
 from .errors import BATCH_TOO_LARGE_CODE, KiwoomRestError
 from .net import NetThread, QtPost
@@ -56,6 +56,11 @@ LOST = "lost"
 
 BUY_ID, SELL_ID, MODIFY_ID, CANCEL_ID = "kt10000", "kt10001", "kt10002", "kt10003"
 FID_CONDITION_EVENT = "843"  # I (in) / D (out)
+#: A history request gives up this long after it started (the dispatcher waits 60 s):
+#: a rate-limit refusal is retried until then, never reported before.
+HISTORY_BUDGET_S = 55.0
+#: return_code 20: "조회할 자료가 없습니다" (no data; the design note §3.2, [BRD client.py]).
+NO_DATA_RC = 20
 
 
 class _OrderJob:
@@ -143,6 +148,8 @@ class KiwoomRestBroker(Broker):
         self._refresh_timer.timeout.connect(self.query_positions)
         self._refreshing = False
         self.reconciles = 0
+        #: KST "now" for history (which candle is still forming); tests pin it.
+        self.now_kst: Callable[[], Any] = krx.now_kst
 
     # ------------------------------------------------------------------------------------
     # session
@@ -517,6 +524,70 @@ class KiwoomRestBroker(Broker):
                 self._names[code] = names[code] = name
         if names:
             self.listener.on_names(names)
+
+    # ------------------------------------------------------------------------------------
+    # history (ka10081 daily / ka10080 minute)
+    # ------------------------------------------------------------------------------------
+    def history(self, code: str, interval: str, count: int, done: Done) -> None:
+        """Past candles, paged on the network thread; the answer comes back as a queued call."""
+        problem = self._not_ready()
+        if problem:
+            done(Result.failure(problem, NOT_READY))
+            return
+        if not krx.is_valid_code(code) or interval not in ("1d", "1m") or count <= 0:
+            done(Result.failure("history needs a stock code, 1d or 1m and a positive count",
+                                INVALID_ARGUMENT))  # fmt: skip
+            return
+        now = self.now_kst()
+        deadline = time.monotonic() + HISTORY_BUDGET_S
+        future = self.net.submit(self._net_history(code, interval, count, now, deadline))
+        future.add_done_callback(
+            lambda f: self._post(lambda: self._history_answered(code, f, done))
+        )
+
+    async def _net_history(
+        self, code: str, interval: str, count: int, now: Any, deadline: float
+    ) -> List[List[int]]:
+        """Pages (``cont-yn``/``next-key`` response headers) until ``count`` complete candles
+        are in hand or Kiwoom has no more; every page through the paced, retrying client."""
+        api_id, rows_key = chart.api_id_of(interval), chart.rows_key_of(interval)
+        body = chart.body(code, interval, now.date())
+        collected: List[List[int]] = []
+        cont_yn, next_key = "", ""
+        for _ in range(chart.max_pages(interval, count)):
+            try:
+                page = await self.rest.call(api_id, body, deadline=deadline,
+                                            cont_yn=cont_yn, next_key=next_key)  # fmt: skip
+            except KiwoomRestError as exc:
+                if exc.return_code == NO_DATA_RC and collected:
+                    break  # "조회할 자료가 없습니다" on a later page: the end of the past
+                raise
+            rows = page.body.get(rows_key) or []
+            got = chart.read_rows(rows if isinstance(rows, list) else [], interval)
+            collected.extend(got)
+            if not got or len(chart.finish(collected, interval, count, now)) >= count:
+                break
+            if page.cont_yn != "Y" or not page.next_key:
+                break
+            cont_yn, next_key = "Y", page.next_key
+        return chart.finish(collected, interval, count, now)
+
+    def _history_answered(
+        self, code: str, future: "concurrent.futures.Future[Any]", done: Done
+    ) -> None:
+        if future.cancelled():
+            done(Result.failure("the engine stopped before Kiwoom sent the history of "
+                                "{}".format(code), BROKER_ERROR))  # fmt: skip
+            return
+        exc = future.exception()
+        if isinstance(exc, KiwoomRestError) and exc.rate_limited:
+            done(Result.failure("Kiwoom's rate limit held the history of {} for too long; "
+                                "try again".format(code), RATE_LIMITED))  # fmt: skip
+            return
+        if exc is not None:
+            done(Result.failure("history of {}: {}".format(code, exc), BROKER_ERROR))
+            return
+        done(Result.success(candles=future.result(), source=self.name))
 
     def _learn_name(self, code: str, name: str) -> None:
         if name and self._names.get(code) != name:

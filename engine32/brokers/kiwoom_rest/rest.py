@@ -40,6 +40,7 @@ REVOKE_PATH = "/oauth2/revoke"
 ACCOUNT_PATH = "/api/dostk/acnt"
 ORDER_PATH = "/api/dostk/ordr"
 STOCK_INFO_PATH = "/api/dostk/stkinfo"
+CHART_PATH = "/api/dostk/chart"
 
 #: api-id → path: a wrong path is refused with 1504 (hoga-ops kiwoom_rest.py).
 PATHS: Dict[str, str] = {
@@ -56,6 +57,8 @@ PATHS: Dict[str, str] = {
     "kt10003": ORDER_PATH,
     "ka10095": STOCK_INFO_PATH,
     "ka10100": STOCK_INFO_PATH,
+    "ka10080": CHART_PATH,
+    "ka10081": CHART_PATH,
 }
 ORDER_IDS = frozenset(("kt10000", "kt10001", "kt10002", "kt10003"))
 
