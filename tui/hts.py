@@ -116,6 +116,10 @@ class HtsActions:
             severity="warning",
             timeout=10,
         )
+        from .screens.alerts import AlertsScreen
+
+        if isinstance(self.screen, AlertsScreen):  # the list on screen shows it fired
+            self.screen.run_worker(self.screen.reload(), group="alerts")
 
     def action_ladder(self: KiwoomConsole) -> None:
         from .screens.ladder import LadderScreen

@@ -174,8 +174,15 @@ async def test_alert_set_from_the_console_fires_once_and_shows(tui_config, engin
         assert len([t for _, t, _ in app.notices if t == "Price alert"]) == 1
         screen = app.screen
         assert isinstance(screen, AlertsScreen)
-        await screen.reload()
-        assert screen.alerts[fired.alert_id].status == "fired"
+        # the open list was re-read when it fired
+        await until(
+            pilot.pause,
+            lambda: (
+                fired.alert_id in screen.alerts and screen.alerts[fired.alert_id].status == "fired"
+            ),
+            10,
+            "the list showing it fired",
+        )
         await pilot.press("d")
         await until(pilot.pause, lambda: not screen.alerts, 10, "removed")
         assert not engine.redis.hgetall(engine.keys.state_alerts)
