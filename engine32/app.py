@@ -18,13 +18,14 @@ from PyQt5.QtCore import QObject, Qt, QTimer, pyqtSignal
 
 from core.config import redact
 from core.protocol import Envelope, Keys, new_run_id, now_ms
-from core.protocol.events import Account, Fill, LogRecord, Order, Position, Quote, Surge
+from core.protocol.events import Account, Book, Fill, LogRecord, Order, Position, Quote, Surge
 
 from . import __version__
 from .books import Books
 from .brokers import create_broker
 from .brokers.base import Broker, BrokerListener
 from .consumer import CommandConsumer, Taken
+from .depth import KeptState, MarketDepth
 from .dispatcher import Dispatcher, EngineStatus, Hooks
 from .logsetup import attach_event_handler
 from .publisher import Event, Op, Publisher, QuotesEvent, ReplyEvent, Writes, dumps
@@ -70,6 +71,7 @@ class Engine(BrokerListener):
         watchlist: Optional[Sequence[str]] = None,
         broker_factory: Callable[[Any, BrokerListener], Broker] = create_broker,
         on_stopped: Optional[Callable[[int], None]] = None,
+        kept: Optional[KeptState] = None,
     ) -> None:
         self.config = config
         self.keys = Keys(config.redis.prefix)
@@ -129,6 +131,8 @@ class Engine(BrokerListener):
                 emit=self.emit,
             ),
         )
+        self.depth = MarketDepth(self, kept)
+        self.depth.register(self.dispatcher)
         bridge = self.bridge  # the handler keeps the bridge (a QObject) alive as long as itself
 
         def to_qt_thread(record: logging.LogRecord) -> None:
@@ -288,6 +292,7 @@ class Engine(BrokerListener):
             quotes, self._pending_quotes = self._pending_quotes, []
             self.seq += 1
             self.publisher.put(QuotesEvent(self.run_id, self.seq, now_ms(), quotes))
+        self.depth.flush()
 
     def heartbeat(self) -> None:
         fields = self.engine_fields()
@@ -393,6 +398,7 @@ class Engine(BrokerListener):
         account = self.books.account.to_dict() if self.books.account is not None else {}
         ops += self._replace_hash(self.keys.state_account, account)
         ops += self._replace_list(self.keys.state_watchlist, self.books.watchlist)
+        ops += self.depth.snapshot_ops()
         if include_surge and self.surge_list:
             ops += self._replace_list(self.keys.state_surge, list(self.surge_list))
         return ops
@@ -417,6 +423,7 @@ class Engine(BrokerListener):
     def on_quote(self, quote: Quote) -> None:
         self.books.quotes[quote.code] = quote
         self._pending_quotes.append(quote)
+        self.depth.on_quote(quote)
         if self.surge is not None:
             code = quote.code
             alert = self.surge.update(
@@ -512,6 +519,7 @@ class Engine(BrokerListener):
             streams = list(dict.fromkeys(list(self.books.watchlist) + list(self._streamed)))
             if streams:
                 self.broker.subscribe(streams)
+            self.depth.on_connected()
             self.publish_watchlist()
         elif was and not connected:
             log.warning("broker connection lost: %s", message)
@@ -528,3 +536,6 @@ class Engine(BrokerListener):
 
     def on_names(self, names: Dict[str, str]) -> None:
         self.books.names.update(names)
+
+    def on_book(self, book: Book) -> None:
+        self.depth.on_book(book)

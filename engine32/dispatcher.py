@@ -124,6 +124,20 @@ class Dispatcher:
             "history": self._history,
         }
 
+    def register(self, cmd: str, handler: Callable[[Command], Any]) -> None:
+        """Add a command answered at once on the Qt thread (e.g. from :mod:`engine32.depth`):
+        ``handler(command)`` returns the result, or raises :class:`ProtocolError`."""
+
+        def run(job: Job, command: Command) -> None:
+            try:
+                result = handler(command)
+            except ProtocolError as exc:
+                self._fail(job, exc)
+                return
+            self._ok(job, result)
+
+        self._handlers[cmd] = run
+
     @property
     def in_flight(self) -> int:
         """Commands waiting for the broker."""

@@ -15,6 +15,8 @@ TICKET = "ticket"
 CHART = "chart"
 JOURNAL = "journal"
 DIALOG = "dialog"
+LADDER = "ladder"
+ALERTS = "alerts"
 #: Scopes whose actions the command palette offers (the others only make sense on their screen).
 PALETTE_SCOPES = (APP, MAIN)
 
@@ -166,6 +168,24 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Leave the console (the engine keeps running).",
         scope=APP,
         group="App",
+    ),
+    ActionSpec(
+        "ladder",
+        "o",
+        "ladder",
+        "Ladder",
+        "Open the order book (호가창) of the selected code: trade at a level, tape beside it.",
+        show=False,
+        group="View",
+    ),
+    ActionSpec(
+        "alerts",
+        "p",
+        "alerts",
+        "Alerts",
+        "List, add and remove price alerts (kept and fired by the engine).",
+        show=False,
+        group="View",
     ),
 )
 
@@ -384,6 +404,94 @@ SCREEN_ACTIONS: tuple[ActionSpec, ...] = (
         TICKET,
         show=False,
         group="Ticket",
+    ),
+    ActionSpec(
+        "ladder_up", "up,k", "move(-1)", "Up", "Cursor one level up.", LADDER, group="Ladder"
+    ),
+    ActionSpec(
+        "ladder_down", "down,j", "move(1)", "Down", "Cursor one level down.", LADDER, group="Ladder"
+    ),
+    ActionSpec(
+        "ladder_center",
+        "home",
+        "center",
+        "Last",
+        "Cursor to the last traded price.",
+        LADDER,
+        show=False,
+        group="Ladder",
+    ),
+    ActionSpec(
+        "ladder_buy",
+        "b",
+        "buy",
+        "Buy here",
+        "Buy at the cursor's price (the ticket, or one confirm with ladder_direct).",
+        LADDER,
+        group="Ladder",
+    ),
+    ActionSpec(
+        "ladder_sell",
+        "s",
+        "sell",
+        "Sell here",
+        "Sell at the cursor's price (the ticket, or one confirm with ladder_direct).",
+        LADDER,
+        group="Ladder",
+    ),
+    ActionSpec(
+        "ladder_cancel",
+        "c",
+        "cancel",
+        "Cancel here",
+        "Cancel your open order(s) at the cursor's price.",
+        LADDER,
+        group="Ladder",
+    ),
+    ActionSpec(
+        "ladder_modify",
+        "m",
+        "modify",
+        "Move order",
+        "Pick your order at the cursor's level, then m again at another level to move it there.",
+        LADDER,
+        group="Ladder",
+    ),
+    ActionSpec(
+        "ladder_back",
+        "escape,q",
+        "back",
+        "Back",
+        "Drop a picked order, or back to the main screen.",
+        LADDER,
+        group="Ladder",
+    ),
+    ActionSpec(
+        "alerts_add",
+        "a",
+        "add",
+        "Add alert",
+        "Add a price alert: above 71000, below 69000 or +5% / -3%.",
+        ALERTS,
+        group="Alerts",
+    ),
+    ActionSpec(
+        "alerts_remove",
+        "delete,d",
+        "remove",
+        "Remove",
+        "Remove the selected alert.",
+        ALERTS,
+        group="Alerts",
+    ),
+    ActionSpec(
+        "alerts_back",
+        "escape,q",
+        "app.pop_screen",
+        "Back",
+        "Close the alerts.",
+        ALERTS,
+        group="Alerts",
     ),
 )
 

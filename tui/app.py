@@ -17,7 +17,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from textual.app import App, SystemCommand
 from textual.css.query import NoMatches
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 
 from core.bus import Bus, ReplyTimeout, new_command_id
@@ -39,6 +39,7 @@ from .feed import (
     Resynced,
     SurgeEvent,
 )
+from .hts import HtsActions, HtsStore
 from .keymap import effective_keys, load_keymap
 from .screens.main import MainScreen
 from .state import Store
@@ -54,7 +55,7 @@ PALETTE_HIDDEN = ("maximize", "minimize", "screenshot", "save screenshot", "keys
 FILL_TOAST_S = 1.0
 
 
-class KiwoomConsole(App[None]):
+class KiwoomConsole(HtsActions, App[None]):
     """``python -m tui``: the trading console. Talks only to Redis (and the database for charts)."""
 
     CSS_PATH = str(Path(__file__).with_name("theme.tcss"))  # absolute: subclasses live elsewhere
@@ -75,7 +76,8 @@ class KiwoomConsole(App[None]):
         self.prefix = cfg.redis.prefix
         self.clock = clock or (lambda: datetime.datetime.now(KST))
         self.frozen = clock is not None
-        self.store = Store(cfg.tui.sparkline_s, clock_ms=self.now_ms)
+        self.store: Store = HtsStore(cfg.tui.sparkline_s, clock_ms=self.now_ms)
+        self.install_hts()
         self.keymap = load_keymap(cfg.tui.keymap)
         self.keys_by_action = effective_keys(self.keymap)
         self.set_keymap(self.keymap)
@@ -155,6 +157,8 @@ class KiwoomConsole(App[None]):
 
     def flush(self) -> None:
         """Repaint what changed since the last flush: at most ``refresh_hz`` times a second."""
+        if self.main_hidden():
+            return  # kept dirty until the main screen is back (see main_hidden)
         dirty = self.store.take_dirty()
         if not dirty:
             return
@@ -171,7 +175,15 @@ class KiwoomConsole(App[None]):
         self.flushes += 1
         self.flush_s += time.perf_counter() - start
 
+    def main_hidden(self) -> bool:
+        """A full screen (the ladder, a chart) covers the main screen: repainting its hidden
+        panels would make Textual lay out and repaint the whole terminal at every flush
+        (measured with the ladder open: 88 KiB/s instead of 20). Modal screens leave it seen."""
+        return self.screen is not self.main and not isinstance(self.screen, ModalScreen)
+
     def tick(self) -> None:
+        if self.main_hidden():
+            return
         if self.main.ready:
             try:
                 self.main.tick()

@@ -339,6 +339,10 @@ class SimExchange:
     def open_orders(self) -> List[Order]:
         return [o.to_order() for book in self._open_by_code.values() for o in book]
 
+    def resting(self, code: str) -> List[SimOrder]:
+        """The open orders of one code, in time priority (for the order book)."""
+        return list(self._open_by_code.get(code, ()))
+
     # -- fills --------------------------------------------------------------------------------------
     def _fill(self, order: SimOrder, qty: int, price: int, now_ms: int) -> None:
         st = self.market.states[order.code]
