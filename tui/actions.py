@@ -99,7 +99,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         "watchlist_sort",
-        "o",
+        "O",
         "watchlist_sort",
         "Sort",
         "Sort the watchlist: as added, by change %, by volume (cycles).",
