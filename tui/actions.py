@@ -15,6 +15,8 @@ TICKET = "ticket"
 CHART = "chart"
 JOURNAL = "journal"
 DIALOG = "dialog"
+LADDER = "ladder"
+ALERTS = "alerts"
 #: Scopes whose actions the command palette offers (the others only make sense on their screen).
 PALETTE_SCOPES = (APP, MAIN)
 
@@ -96,6 +98,15 @@ ACTIONS: tuple[ActionSpec, ...] = (
         group="Watchlist",
     ),
     ActionSpec(
+        "watchlist_sort",
+        "O",
+        "watchlist_sort",
+        "Sort",
+        "Sort the watchlist: as added, by change %, by volume (cycles).",
+        show=False,
+        group="Watchlist",
+    ),
+    ActionSpec(
         "focus_watchlist",
         "1",
         "focus('watchlist')",
@@ -157,6 +168,24 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Leave the console (the engine keeps running).",
         scope=APP,
         group="App",
+    ),
+    ActionSpec(
+        "ladder",
+        "o",
+        "ladder",
+        "Ladder",
+        "Open the order book (호가창) of the selected code: trade at a level, tape beside it.",
+        show=False,
+        group="View",
+    ),
+    ActionSpec(
+        "alerts",
+        "p",
+        "alerts",
+        "Alerts",
+        "List, add and remove price alerts (kept and fired by the engine).",
+        show=False,
+        group="View",
     ),
 )
 
@@ -220,7 +249,7 @@ SCREEN_ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         "ticket_venue",
-        "ctrl+o",
+        "ctrl+n",
         "cycle_venue",
         "Venue",
         "Cycle the order's venue: KRX, NXT, SOR (it opens on the venue that is open).",
@@ -334,6 +363,144 @@ SCREEN_ACTIONS: tuple[ActionSpec, ...] = (
         "Decline; nothing is sent.",
         DIALOG,
         group="Dialogs",
+    ),
+    ActionSpec(
+        "ticket_qty_all",
+        "f5",
+        "qty_fraction(100)",
+        "All",
+        "Quantity: all sellable shares (sell) or as many as orderable cash buys (buy).",
+        TICKET,
+        show=False,
+        group="Ticket",
+    ),
+    ActionSpec(
+        "ticket_qty_half",
+        "f6",
+        "qty_fraction(50)",
+        "50 %",
+        "Quantity: half of the sellable shares, or of what orderable cash buys.",
+        TICKET,
+        show=False,
+        group="Ticket",
+    ),
+    ActionSpec(
+        "ticket_qty_quarter",
+        "f7",
+        "qty_fraction(25)",
+        "25 %",
+        "Quantity: a quarter of the sellable shares, or of what orderable cash buys.",
+        TICKET,
+        show=False,
+        group="Ticket",
+    ),
+    ActionSpec(
+        "ticket_qty_amount",
+        "f8",
+        "qty_by_amount",
+        "KRW to qty",
+        "Read the quantity field as a KRW amount and turn it into shares at the price.",
+        TICKET,
+        show=False,
+        group="Ticket",
+    ),
+    ActionSpec(
+        "ticket_override",
+        "ctrl+o",
+        "override",
+        "Override",
+        "Send an order over a red [risk] line anyway (the engine still checks it).",
+        TICKET,
+        show=False,
+        group="Ticket",
+    ),
+    ActionSpec(
+        "ladder_up", "up,k", "move(-1)", "Up", "Cursor one level up.", LADDER, group="Ladder"
+    ),
+    ActionSpec(
+        "ladder_down", "down,j", "move(1)", "Down", "Cursor one level down.", LADDER, group="Ladder"
+    ),
+    ActionSpec(
+        "ladder_center",
+        "home",
+        "center",
+        "Last",
+        "Cursor to the last traded price.",
+        LADDER,
+        show=False,
+        group="Ladder",
+    ),
+    ActionSpec(
+        "ladder_buy",
+        "b",
+        "buy",
+        "Buy here",
+        "Buy at the cursor's price (the ticket, or one confirm with ladder_direct).",
+        LADDER,
+        group="Ladder",
+    ),
+    ActionSpec(
+        "ladder_sell",
+        "s",
+        "sell",
+        "Sell here",
+        "Sell at the cursor's price (the ticket, or one confirm with ladder_direct).",
+        LADDER,
+        group="Ladder",
+    ),
+    ActionSpec(
+        "ladder_cancel",
+        "c",
+        "cancel",
+        "Cancel here",
+        "Cancel your open order(s) at the cursor's price.",
+        LADDER,
+        group="Ladder",
+    ),
+    ActionSpec(
+        "ladder_modify",
+        "m",
+        "modify",
+        "Move order",
+        "Pick your order at the cursor's level, then m again at another level to move it there.",
+        LADDER,
+        group="Ladder",
+    ),
+    ActionSpec(
+        "ladder_back",
+        "escape,q",
+        "back",
+        "Back",
+        "Drop a picked order, or back to the main screen.",
+        LADDER,
+        group="Ladder",
+    ),
+    ActionSpec(
+        "alerts_add",
+        "a",
+        "add",
+        "Add alert",
+        "Add a price alert: above 71000, below 69000 or +5% / -3%.",
+        ALERTS,
+        group="Alerts",
+    ),
+    ActionSpec(
+        "alerts_remove",
+        "delete,d",
+        "remove",
+        "Remove",
+        "Remove the selected alert.",
+        ALERTS,
+        group="Alerts",
+    ),
+    ActionSpec(
+        "alerts_back",
+        "escape,q",
+        "app.pop_screen",
+        "Back",
+        "Close the alerts.",
+        ALERTS,
+        group="Alerts",
     ),
 )
 

@@ -26,6 +26,8 @@ EVENT_TYPES = (
     "log",
     "reply",
     "candles",
+    "book",
+    "alert",
 )
 
 #: Which Pub/Sub topic each envelope type is published on.
@@ -41,6 +43,8 @@ TOPIC_OF_TYPE = {
     "log": "log",
     "reply": "reply",
     "candles": "candles",
+    "book": "book",
+    "alert": "alert",
 }
 
 

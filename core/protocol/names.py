@@ -16,6 +16,8 @@ TOPICS: Tuple[str, ...] = (
     "log",
     "reply",
     "candles",
+    "book",
+    "alert",
 )
 
 #: Seconds a reply list lives before Redis drops it.
@@ -54,6 +56,9 @@ class Keys:
         self.engine_alive = p + ":engine:alive"
         self.writer = p + ":writer"
         self.ev_pattern = p + ":ev:*"
+        self.state_book = p + ":state:book"
+        self.state_book_codes = p + ":state:book_codes"
+        self.state_alerts = p + ":state:alerts"
 
     def reply(self, cmd_id: str) -> str:
         """The list the engine LPUSHes the reply to command ``cmd_id`` onto."""
@@ -86,4 +91,7 @@ class Keys:
             self.state_account,
             self.state_surge,
             self.state_watchlist,
+            self.state_book,
+            self.state_book_codes,
+            self.state_alerts,
         )

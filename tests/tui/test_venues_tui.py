@@ -59,12 +59,12 @@ async def test_evening_ticket_opens_on_nxt_cycles_venues_and_sends_to_nxt(
         assert "NXT 애프터마켓: limit orders only" in str(
             ticket.query_one("#ticket-title").render()
         )
-        await pilot.press("ctrl+o")
+        await pilot.press("ctrl+n")
         assert ticket.venue == "SOR"
-        await pilot.press("ctrl+o")
+        await pilot.press("ctrl+n")
         assert ticket.venue == "KRX"
         assert "KRX takes no orders now" in str(ticket.query_one("#ticket-error").render())
-        await pilot.press("ctrl+o")
+        await pilot.press("ctrl+n")
         assert ticket.venue == "NXT"
         await pilot.press("up", "up", "up", "enter")
         order, _ = ticket.build_order()
