@@ -119,6 +119,20 @@ class Dispatcher:
             "resume": self._resume,
         }
 
+    def add_command(self, name: str, run: Callable[[Command], Any]) -> None:
+        """Serve ``name`` with ``run(command)`` → its result (raise ProtocolError to refuse);
+        for commands kept in their own modules (e.g. the trigger_* commands)."""
+
+        def handler(job: Job, command: Command) -> None:
+            try:
+                result = run(command)
+            except ProtocolError as exc:
+                self._fail(job, exc)
+                return
+            self._ok(job, result)
+
+        self._handlers[name] = handler
+
     @property
     def in_flight(self) -> int:
         """Commands waiting for the broker."""

@@ -25,6 +25,7 @@ EVENT_TYPES = (
     "status",
     "log",
     "reply",
+    "trigger",
 )
 
 #: Which Pub/Sub topic each envelope type is published on.
@@ -39,6 +40,7 @@ TOPIC_OF_TYPE = {
     "status": "status",
     "log": "log",
     "reply": "reply",
+    "trigger": "trigger",
 }
 
 

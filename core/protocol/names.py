@@ -15,6 +15,7 @@ TOPICS: Tuple[str, ...] = (
     "status",
     "log",
     "reply",
+    "trigger",
 )
 
 #: Seconds a reply list lives before Redis drops it.
@@ -51,6 +52,7 @@ class Keys:
         self.engine_alive = p + ":engine:alive"
         self.writer = p + ":writer"
         self.ev_pattern = p + ":ev:*"
+        self.state_triggers = p + ":state:triggers"
 
     def reply(self, cmd_id: str) -> str:
         """The list the engine LPUSHes the reply to command ``cmd_id`` onto."""
@@ -83,4 +85,5 @@ class Keys:
             self.state_account,
             self.state_surge,
             self.state_watchlist,
+            self.state_triggers,
         )
