@@ -20,7 +20,6 @@ import time
 import pytest
 
 from core.protocol import krx
-from tests.helpers.engine_process import EngineProcess
 
 CODE = "005930"
 
@@ -68,8 +67,14 @@ def test_kill9_at_each_step_gives_at_most_one_order(
     last = _last(first)
     level = krx.next_tick(last, 5)
     reply = first.send(
-        {"cmd": "trigger_add", "code": CODE, "side": "buy", "qty": 1, "kind": "stop",
-         "trigger_price": level}
+        {
+            "cmd": "trigger_add",
+            "code": CODE,
+            "side": "buy",
+            "qty": 1,
+            "kind": "stop",
+            "trigger_price": level,
+        }
     )
     assert reply["ok"], reply
     tid = reply["result"]["trigger_id"]
@@ -96,17 +101,21 @@ def test_kill9_at_each_step_gives_at_most_one_order(
     events = _events(second)
     cmd_prefix = "trg-{}-".format(tid)
     replies_ok = [
-        e for e in events
-        if e["type"] == "reply" and str(e["data"].get("id", "")).startswith(cmd_prefix)
+        e
+        for e in events
+        if e["type"] == "reply"
+        and str(e["data"].get("id", "")).startswith(cmd_prefix)
         and e["data"]["ok"]
     ]
     run2 = second.engine_hash()["run_id"]
     orders_run2 = {
-        e["data"]["order_id"] for e in events
+        e["data"]["order_id"]
+        for e in events
         if e["type"] == "order" and e["run"] == run2 and e["data"]["cmd_id"].startswith(cmd_prefix)
     }
     orders_run1 = {
-        e["data"]["order_id"] for e in events
+        e["data"]["order_id"]
+        for e in events
         if e["type"] == "order" and e["run"] == run1 and e["data"]["cmd_id"].startswith(cmd_prefix)
     }
     assert len(orders_run2) == orders_after_restart, (orders_run1, orders_run2)

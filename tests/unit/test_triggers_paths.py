@@ -1,0 +1,194 @@
+"""Hypothesis over random price paths: the trigger engine's own code (engine32.trigger_engine
+and engine32.triggers), driven quote by quote, against a plain reference model.
+
+The engine around it is a small harness: real :class:`Books` and :class:`EngineStatus`, a
+recorder for what would be written to Redis, and every order command answered ``ok`` at once
+(the end-to-end and kill -9 tests run the real engine process).
+"""
+
+import json
+import time
+from typing import Any, Dict, List
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.config import load_config
+from core.protocol import Keys, krx, make_command
+from core.protocol.events import Position, Quote
+from engine32.books import Books
+from engine32.dispatcher import EngineStatus
+from engine32.trigger_engine import TriggerEngine
+
+CODE = "005930"
+START = 70000
+
+
+class _Publisher:
+    def __init__(self) -> None:
+        self.items: List[Any] = []
+
+    def put(self, item: Any) -> None:
+        self.items.append(item)
+
+    def wait_idle(self, timeout: float) -> bool:
+        return True
+
+
+class _Broker:
+    def market_session(self) -> str:
+        return krx.CONTINUOUS
+
+    def base_price(self, code: str) -> int:
+        return START
+
+    def subscribe(self, codes: Any) -> None:
+        pass
+
+
+class _Consumer:
+    def server_now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+
+class Harness:
+    """What TriggerEngine needs from :class:`engine32.app.Engine`."""
+
+    def __init__(self) -> None:
+        self.config = load_config(overrides={"redis.prefix": "hyp"})
+        self.keys = Keys("hyp")
+        self.books = Books([CODE])
+        self.status = EngineStatus()
+        self.status.connected = True
+        self.publisher = _Publisher()
+        self.broker = _Broker()
+        self.consumer = _Consumer()
+        self.events: List[Dict[str, Any]] = []
+        self.orders: List[Dict[str, Any]] = []
+        self.books.on_position(Position(CODE, 1000, START))
+        self.trig = TriggerEngine(self, "redis://127.0.0.1:1/0")
+        self.trig.loaded = True
+
+    def emit(self, etype: str, data: Dict[str, Any], state: Any = ()) -> None:
+        self.events.append(dict(data))
+
+    def publish_watchlist(self) -> None:
+        pass
+
+    def add(self, **args: Any) -> str:
+        command = make_command("trigger_add", id="a", code=CODE, **args)
+        return self.trig.cmd_add(command)["trigger_id"]
+
+    def quote(self, price: int) -> None:
+        q = Quote(CODE, price, bid=price, ask=krx.next_tick(price))
+        self.books.quotes[CODE] = q
+        if CODE in self.trig.codes:
+            self.trig.on_quote(q)
+        # answer every order command pushed by the trigger engine, as the engine would
+        while self.publisher.items:
+            item = self.publisher.items.pop(0)
+            for op in item.build(self.keys, 0):
+                if op[0] == "RPUSH":
+                    command = json.loads(op[2])
+                    self.orders.append(command)
+                    self.trig.on_reply(
+                        {
+                            "id": command["id"],
+                            "cmd": command["cmd"],
+                            "ok": True,
+                            "result": {"order_id": "O{}".format(len(self.orders))},
+                        }
+                    )
+
+    def status_of(self, tid: str) -> str:
+        return self.trig.book.get(tid).status
+
+
+def _path(steps: List[int]) -> List[int]:
+    prices = []
+    p = START
+    for s in steps:
+        p = krx.next_tick(p, s) if s else p
+        p = min(max(p, 50000), 90000)
+        prices.append(p)
+    return prices
+
+
+steps_st = st.lists(st.integers(-6, 6), min_size=1, max_size=120)
+
+
+@settings(max_examples=120, deadline=None)
+@given(steps=steps_st, below=st.integers(1, 40), above=st.integers(1, 40))
+def test_oco_pair_fires_once_at_the_first_crossing_and_cancels_its_partner(steps, below, above):
+    h = Harness()
+    stop = krx.prev_tick(START, below)
+    tp = krx.next_tick(START, above)
+    s_id = h.add(side="sell", qty=10, kind="stop", trigger_price=stop, oco="g")
+    t_id = h.add(side="sell", qty=10, kind="take_profit", trigger_price=tp, oco="g")
+    prices = _path(steps)
+    sent_at = []
+    for i, p in enumerate(prices):
+        before = len(h.orders)
+        h.quote(p)
+        sent_at.extend([i] * (len(h.orders) - before))
+    first = next((i for i, p in enumerate(prices) if p <= stop or p >= tp), None)
+    if first is None:
+        assert h.orders == [] and h.status_of(s_id) == h.status_of(t_id) == "armed"
+        return
+    assert sent_at == [first]  # one order, at the first crossing quote
+    winner, loser = (s_id, t_id) if prices[first] <= stop else (t_id, s_id)
+    assert h.status_of(winner) == "fired" and h.status_of(loser) == "cancelled"
+    assert h.orders[0]["id"] == "trg-{}-1".format(winner)
+    assert h.orders[0]["cmd"] == "sell" and h.orders[0]["qty"] == 10
+
+
+@settings(max_examples=120, deadline=None)
+@given(steps=steps_st, pct=st.sampled_from([0.5, 1.0, 2.5, 5.0]))
+def test_trailing_stop_fires_at_the_right_drawdown_from_the_high(steps, pct):
+    h = Harness()
+    h.quote(START)
+    tid = h.add(side="sell", qty="position", kind="trailing", trail_pct=pct)
+    prices = _path(steps)
+    high = START
+    first = None
+    for i, p in enumerate(prices):
+        high = max(high, p)
+        if first is None and p <= high * (100 - pct) / 100:
+            first = i
+    sent_at = []
+    for i, p in enumerate(prices):
+        before = len(h.orders)
+        h.quote(p)
+        sent_at.extend([i] * (len(h.orders) - before))
+    if first is None:
+        assert sent_at == [] and h.status_of(tid) == "armed"
+        assert h.trig.book.get(tid).mark == high
+    else:
+        assert sent_at == [first]
+        assert h.orders[0]["qty"] == 1000  # follows the position
+        assert h.status_of(tid) == "fired"
+
+
+@settings(max_examples=80, deadline=None)
+@given(steps=steps_st, levels=st.lists(st.integers(-30, 30).filter(bool), min_size=1, max_size=8))
+def test_many_triggers_on_one_code_each_fire_once_at_their_own_first_crossing(steps, levels):
+    h = Harness()
+    ids = {}
+    for n in levels:
+        if n < 0:
+            level = krx.prev_tick(START, -n)
+            ids[h.add(side="sell", qty=1, kind="stop", trigger_price=level)] = ("down", level)
+        else:
+            level = krx.next_tick(START, n)
+            ids[h.add(side="buy", qty=1, kind="stop", trigger_price=level)] = ("up", level)
+    prices = _path(steps)
+    for p in prices:
+        h.quote(p)
+    sent = [o["id"] for o in h.orders]
+    assert len(sent) == len(set(sent))  # never twice
+    for tid, (way, level) in ids.items():
+        first = next(
+            (i for i, p in enumerate(prices) if (p <= level if way == "down" else p >= level)),
+            None,
+        )
+        assert ("trg-{}-1".format(tid) in sent) == (first is not None), (tid, way, level)
