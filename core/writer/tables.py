@@ -155,6 +155,26 @@ ENGINE_STATUS = _table(
     ("data", "jsonb"),
 )
 
+TRIGGERS = _table(
+    "triggers",
+    ("run", "seq"),
+    ("trigger_id", "text"),
+    ("code", "text"),
+    ("side", "text"),
+    ("kind", "text"),
+    ("status", "text"),
+    ("qty", "text"),
+    ("trigger_price", "int8"),
+    ("level", "int8"),
+    ("mark", "int8"),
+    ("oco", "text"),
+    ("cmd_id", "text"),
+    ("order_id", "text"),
+    ("outcome", "text"),
+    ("reason", "text"),
+    ("data", "jsonb"),
+)
+
 EVENT_TABLES: tuple[Table, ...] = (
     QUOTES,
     ORDERS,
@@ -165,6 +185,7 @@ EVENT_TABLES: tuple[Table, ...] = (
     COMMANDS,
     ENGINE_LOGS,
     ENGINE_STATUS,
+    TRIGGERS,
 )
 BY_NAME: dict[str, Table] = {t.name: t for t in EVENT_TABLES}
 
@@ -489,6 +510,34 @@ def _status(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
     return [(ENGINE_STATUS, row)]
 
 
+def _trigger(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
+    d = env.data
+    qty = d.get("qty")
+    if not (qty == "position" or type(qty) is int):  # noqa: E721 - bool must not pass
+        raise Poison(f'qty must be a number or "position", got {qty!r}')
+    row = (
+        ts,
+        env.run,
+        env.seq,
+        _str(d, "trigger_id"),
+        _code(d),
+        _side(d),
+        _str(d, "kind"),
+        _str(d, "status"),
+        str(qty),
+        _int(d, "trigger_price", 0),
+        _int(d, "level", 0),
+        _int(d, "mark", 0),
+        _str(d, "oco", ""),
+        _str(d, "cmd_id", ""),
+        _str(d, "order_id", ""),
+        _str(d, "outcome", ""),
+        _str(d, "reason", ""),
+        _json(d),
+    )
+    return [(TRIGGERS, row)]
+
+
 _CONVERTERS: dict[str, Callable[[Envelope, datetime.datetime], list[tuple[Table, tuple]]]] = {
     "quote": _quote,
     "quotes": _quotes,
@@ -500,6 +549,7 @@ _CONVERTERS: dict[str, Callable[[Envelope, datetime.datetime], list[tuple[Table,
     "reply": _reply,
     "log": _log,
     "status": _status,
+    "trigger": _trigger,
 }
 
 
