@@ -42,6 +42,7 @@ from .feed import (
 from .keymap import effective_keys, load_keymap
 from .screens.main import MainScreen
 from .state import Store
+from .triggers import TriggerActions
 from .widgets import fmt
 
 #: Seconds to wait for the engine's reply to a command.
@@ -52,7 +53,7 @@ TERMINAL_GONE_GRACE_S = 3.0
 FILL_TOAST_S = 1.0
 
 
-class KiwoomConsole(App[None]):
+class KiwoomConsole(TriggerActions, App[None]):
     """``python -m tui``: the trading console. Talks only to Redis (and the database for charts)."""
 
     CSS_PATH = str(Path(__file__).with_name("theme.tcss"))  # absolute: subclasses live elsewhere
@@ -182,6 +183,7 @@ class KiwoomConsole(App[None]):
         self.store.dirty.status = True
 
     def on_resynced(self, message: Resynced) -> None:
+        self.run_worker(self.load_triggers(), group="triggers")
         self.flush()  # show the rebuilt view now, not at the next tick
         if message.reason not in ("connect",):
             self.notify(f"View rebuilt from the engine's snapshot ({message.reason}).", timeout=3)

@@ -221,13 +221,16 @@ def parse_trigger_args(check: Any, cmd: str) -> Dict[str, Any]:
         for name in ("trail_pct", "trail_ticks"):
             if obj.get(name) is not None:
                 raise check.fail(name, "{} is only for kind trailing".format(name))
-    args["order_type"] = _choice(check, "order_type", ("market", "limit"), "market")
+    order_type = _choice(check, "order_type", ("market", "limit"), None)
+    if order_type is not None:
+        args["order_type"] = order_type
     offset = check.int_field(
         "limit_offset_ticks", 0, MAX_OFFSET_TICKS, False, "a number of ticks from 0 to 100"
     )
-    if offset is not None and args["order_type"] != "limit":
+    if offset and order_type != "limit":
         raise check.fail("limit_offset_ticks", "limit_offset_ticks is only for order_type limit")
-    args["limit_offset_ticks"] = offset or 0
+    if offset is not None:
+        args["limit_offset_ticks"] = offset
     oco = check.str_field("oco", OCO_RE, False, "a group name of letters, digits and _ . : -")
     if oco is not None:
         args["oco"] = oco

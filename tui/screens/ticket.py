@@ -14,6 +14,7 @@ from core.protocol.events import BUY, HALTED, LIMIT, MARKET, Order
 from core.protocol.krx import check_price, is_valid_code, limit_band, next_tick, snap, tick_size
 
 from ..actions import TICKET, bindings
+from ..triggers import bracket_fields, bracket_inputs
 from ..widgets import fmt
 
 if TYPE_CHECKING:
@@ -67,6 +68,8 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
                 with Vertical(classes="field"):
                     yield Label("Price (Up/Down = tick)", classes="field-label", id="price-label")
                     yield Input(f"{price}" if price else "", id="price", type="integer")
+            if self.side == BUY and self.modify is None:
+                yield from bracket_inputs()  # issue 14: stop-loss / take-profit on the buy
             yield Static("", id="ticket-info")
             yield Static("", id="ticket-error")
             yield Label("", id="ticket-hint")
@@ -186,6 +189,11 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
             order["type"] = MARKET
         else:
             order["price"] = price
+        if self.side == BUY:
+            bracket, why = bracket_fields(self)
+            if why:
+                return None, why
+            order.update(bracket)
         return order, ""
 
     def refresh_info(self) -> None:
