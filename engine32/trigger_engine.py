@@ -261,9 +261,35 @@ class TriggerEngine:
         sell_px, buy_px = prices_of(quote, self.settings.price_source)
         crossed = self.book.on_price(code, sell_px, buy_px)
         if crossed and self.status.connected and not self.status.halted:
+            stale = self._stale_by_exchange_time(quote)
+            if stale:
+                for t in crossed:
+                    if t.reason != stale:
+                        t.reason = stale
+                        self.publish(t)
+                return
             for t in crossed:
                 if t.status == ARMED:
                     self._fire(t, sell_px if t.side == "sell" else buy_px)
+
+    def _stale_by_exchange_time(self, quote: Any) -> str:
+        """Why a live quote is too old to fire anything ('' when fresh): its exchange time
+        (HHMMSS, KST) against the engine's clock, one second of truncation allowed. A broker
+        feed that lags (a backlog of real-time data) must not fire stops at old prices; keep
+        the engine PC's clock synchronised (NTP)."""
+        hhmmss = getattr(quote, "time", "")
+        if len(hhmmss) != 6 or not hhmmss.isdigit():
+            return ""
+        now = krx.now_kst()
+        then = int(hhmmss[:2]) * 3600 + int(hhmmss[2:4]) * 60 + int(hhmmss[4:])
+        age = (now.hour * 3600 + now.minute * 60 + now.second - then) % 86400
+        if age >= 43200:  # a little ahead of our clock: treated as fresh
+            return ""
+        if age * 1000 > self.settings.max_quote_age_ms + 1000:
+            return "the quote that crossed is {} s old by its exchange time {} (max {} ms); not fired".format(
+                age, hhmmss, self.settings.max_quote_age_ms
+            )
+        return ""
 
     def _fresh_prices(self, code: str) -> Optional[Tuple[int, int]]:
         """The last quote's prices, if it is younger than ``max_quote_age_ms``."""

@@ -192,3 +192,41 @@ def test_many_triggers_on_one_code_each_fire_once_at_their_own_first_crossing(st
             None,
         )
         assert ("trg-{}-1".format(tid) in sent) == (first is not None), (tid, way, level)
+
+
+def test_a_quote_older_than_max_quote_age_by_its_exchange_time_fires_nothing():
+    import datetime
+
+    h = Harness()
+    tid = h.add(side="sell", qty=10, kind="stop", trigger_price=krx.prev_tick(START, 2))
+    low = krx.prev_tick(START, 5)
+    old = (krx.now_kst() - datetime.timedelta(seconds=60)).strftime("%H%M%S")
+    q = Quote(CODE, low, bid=low, ask=krx.next_tick(low), time=old)
+    h.books.quotes[CODE] = q
+    h.trig.on_quote(q)
+    assert h.publisher.items == [] and h.status_of(tid) == "armed"
+    assert "60 s old" in h.trig.book.get(tid).reason or "61 s old" in h.trig.book.get(tid).reason
+    fresh = krx.now_kst().strftime("%H%M%S")
+    h.quote(START)  # a fresh quote without crossing, then one that crosses
+    q = Quote(CODE, low, bid=low, ask=krx.next_tick(low), time=fresh)
+    h.books.quotes[CODE] = q
+    h.trig.on_quote(q)
+    h.quote(low)
+    assert h.status_of(tid) == "fired" and len(h.orders) == 1
+
+
+def test_no_quote_fires_while_the_broker_is_disconnected_or_halted():
+    h = Harness()
+    tid = h.add(side="sell", qty=10, kind="stop", trigger_price=krx.prev_tick(START, 2))
+    h.status.connected = False
+    h.quote(krx.prev_tick(START, 5))
+    assert h.orders == [] and h.status_of(tid) == "armed"
+    h.status.connected = True
+    h.status.halted = True
+    h.trig.on_status()
+    assert h.status_of(tid) == "suspended"
+    h.quote(krx.prev_tick(START, 6))
+    assert h.orders == []
+    h.status.halted = False
+    h.trig.on_status()  # resume: the price is beyond the stop -> "ask": stays suspended
+    assert h.status_of(tid) == "suspended" and "during the halt" in h.trig.book.get(tid).reason
