@@ -126,6 +126,8 @@ class TriggerEngine:
         self._recovered = False
         self._was_halted = False
         self.fired_count = 0
+        #: order id of a modified bracket buy → the buy's command id (its legs' ``parent``)
+        self._aliases: Dict[str, str] = {}
 
     # -- start: load and recover -------------------------------------------------------------
     def _client(self) -> Any:
@@ -665,11 +667,20 @@ class TriggerEngine:
                 t, CANCELLED, "the buy {} was refused: {}".format(cmd_id, err.get("message", ""))
             )
 
+    def _parent_of(self, order_id: str) -> str:
+        alias = self._aliases.get(order_id)
+        if alias:
+            return alias
+        order = self.books.orders.get(order_id)
+        return order.cmd_id if order is not None else ""
+
     def on_fill(self, fill: Fill) -> None:
-        order = self.books.orders.get(fill.order_id)
-        if order is None or not order.cmd_id or fill.side != BUY:
+        if fill.side != BUY or not self.book.parents:
             return
-        legs = [t for t in self.book.by_parent(order.cmd_id) if not t.is_final]
+        parent = self._parent_of(fill.order_id)
+        if not parent:
+            return
+        legs = [t for t in self.book.by_parent(parent) if not t.is_final]
         for t in legs:
             if isinstance(t.qty, int):
                 t.qty += fill.qty
@@ -678,15 +689,25 @@ class TriggerEngine:
                     t.trigger_price = krx.snap_down(int(fill.price * (100.0 - t.pct) / 100.0))
                 else:
                     t.trigger_price = krx.snap_up(int(fill.price * (100.0 + t.pct) / 100.0 + 0.999))
-            t.reason = "bracket of buy {}: {:,} filled".format(order.cmd_id, t.qty)
+            t.reason = "bracket of buy {}: {:,} filled".format(parent, t.qty)
             self.book.changed(t)
             self.publish(t)
 
     def on_order(self, order: Order) -> None:
-        if order.side != BUY or not order.cmd_id or order.is_open:
+        if order.side != BUY or not self.book.parents:
+            return
+        if order.orig_order_id and order.order_id not in self._aliases:
+            # a modified bracket buy: its new order's fills still grow the bracket
+            parent = self._parent_of(order.orig_order_id)
+            if parent in self.book.parents:
+                self._aliases[order.order_id] = parent
+        parent = self._parent_of(order.order_id)
+        if order.is_open or parent not in self.book.parents:
             return
         if order.status in (ORDER_CANCELLED, REJECTED) and order.filled_qty == 0:
-            for t in self.book.by_parent(order.cmd_id):
+            if order.reason.startswith("modified"):
+                return  # replaced by a modify (the new order keeps the bracket)
+            for t in self.book.by_parent(parent):
                 if not t.is_final and t.status != FIRING:
                     self._set(
                         t,

@@ -229,6 +229,7 @@ class TriggerBook:
         self.all: Dict[str, Trigger] = {}
         self._armed: Dict[str, _CodeIndex] = {}
         self.marks_moved: Dict[str, Trigger] = {}  # trailing marks not yet flushed
+        self.parents: Dict[str, List[Trigger]] = {}  # bracket buy command id → its legs
 
     def __len__(self) -> int:
         return len(self.all)
@@ -238,6 +239,8 @@ class TriggerBook:
 
     def add(self, trigger: Trigger) -> None:
         self.all[trigger.trigger_id] = trigger
+        if trigger.parent:
+            self.parents.setdefault(trigger.parent, []).append(trigger)
         if trigger.status == ARMED:
             self.arm(trigger)
 
@@ -308,7 +311,7 @@ class TriggerBook:
         return [t for t in self.all.values() if t.code == code]
 
     def by_parent(self, parent: str) -> List[Trigger]:
-        return [t for t in self.all.values() if t.parent == parent and parent]
+        return list(self.parents.get(parent, ()))
 
     def prune(self, keep_final_ms: int, now_ms: Optional[int] = None) -> List[str]:
         """Forget final triggers older than ``keep_final_ms``; returns their ids."""
@@ -319,7 +322,12 @@ class TriggerBook:
             if t.is_final and now - (t.updated_ts or 0) > keep_final_ms
         ]
         for tid in gone:
-            del self.all[tid]
+            t = self.all.pop(tid)
+            legs = self.parents.get(t.parent)
+            if legs is not None:
+                legs.remove(t)
+                if not legs:
+                    del self.parents[t.parent]
         return gone
 
 

@@ -322,3 +322,45 @@ def test_trailing_mark_is_flushed_to_redis(engine, tap, pct):
     engine.send({"cmd": "sim_price", "code": CODE, "price": drop})
     fired = _wait_status(engine, tid, "fired")
     assert fired["fired_price"] <= high * (100 - pct) / 100
+
+
+def test_a_modified_bracket_buy_keeps_its_bracket_and_a_refused_one_cancels_it(engine, tap):
+    last = _last(engine)
+    low = krx.prev_tick(last, 30)
+    reply = engine.send(
+        {
+            "cmd": "buy",
+            "id": "bkt-mod",
+            "code": CODE,
+            "qty": 4,
+            "price": low,
+            "stop_loss": krx.prev_tick(low, 20),
+            "take_profit": krx.next_tick(last, 40),
+        }
+    )
+    assert reply["ok"], reply
+    high = krx.next_tick(_last(engine), 3)
+    mod = engine.send({"cmd": "modify", "order_id": reply["result"]["order_id"], "price": high})
+    assert mod["ok"], mod
+    _wait(lambda: _position(engine) == 4, what="the modified buy filled")
+    time.sleep(0.3)
+    legs = [json.loads(v) for v in engine.redis.hvals(engine.keys.state_triggers)]
+    legs = [t for t in legs if t["parent"] == "bkt-mod"]
+    assert [t["status"] for t in legs] == ["armed", "armed"]
+    assert [t["qty"] for t in legs] == [4, 4]
+
+    refused = engine.send(
+        {
+            "cmd": "buy",
+            "id": "bkt-big",
+            "code": CODE,
+            "qty": 10**7,
+            "type": "market",
+            "stop_loss_pct": 2,
+        }
+    )
+    assert refused["error"]["code"] == "RISK_REJECTED"
+    time.sleep(0.3)
+    legs = [json.loads(v) for v in engine.redis.hvals(engine.keys.state_triggers)]
+    leg = next(t for t in legs if t["parent"] == "bkt-big")
+    assert leg["status"] == "cancelled" and "refused" in leg["reason"]
