@@ -64,21 +64,22 @@ def parse_fire_cmd_id(cmd_id: Any) -> Optional[tuple]:
 
 def parse_expires(value: Any) -> Optional[int]:
     """``expires``: epoch milliseconds, or a KST date-time string (``2026-12-02T15:20``, an
-    explicit offset is honoured); None when the string cannot be read."""
+    explicit offset is honoured; a date alone means 15:30 KST that day); None when the string
+    cannot be read."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value if value > 0 else None
     if not isinstance(value, str) or len(value) > 40:
         return None
     text = value.strip().replace(" ", "T", 1)
     try:
-        when = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        try:
+        if "T" in text:
+            when = datetime.datetime.fromisoformat(text)
+        else:  # a date alone: the close of that day's regular session
             when = datetime.datetime.combine(
                 datetime.date.fromisoformat(text), datetime.time(15, 30)
             )
-        except ValueError:
-            return None
+    except ValueError:
+        return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=krx.KST)
     return int(when.timestamp() * 1000)
