@@ -36,8 +36,10 @@ class _Publisher:
 
 
 class _Broker:
+    session = krx.CONTINUOUS
+
     def market_session(self) -> str:
-        return krx.CONTINUOUS
+        return self.session
 
     def base_price(self, code: str) -> int:
         return START
@@ -54,8 +56,8 @@ class _Consumer:
 class Harness:
     """What TriggerEngine needs from :class:`engine32.app.Engine`."""
 
-    def __init__(self) -> None:
-        self.config = load_config(overrides={"redis.prefix": "hyp"})
+    def __init__(self, **overrides: Any) -> None:
+        self.config = load_config(overrides=dict({"redis.prefix": "hyp"}, **overrides))
         self.keys = Keys("hyp")
         self.books = Books([CODE])
         self.status = EngineStatus()
@@ -230,3 +232,66 @@ def test_no_quote_fires_while_the_broker_is_disconnected_or_halted():
     h.status.halted = False
     h.trig.on_status()  # resume: the price is beyond the stop -> "ask": stays suspended
     assert h.status_of(tid) == "suspended" and "during the halt" in h.trig.book.get(tid).reason
+
+
+def test_phase_rules_marketable_limit_in_an_auction_wait_and_closed():
+    h = Harness()
+    h.broker.session = krx.CLOSED
+    tid = h.add(side="sell", qty=10, kind="stop", trigger_price=krx.prev_tick(START, 2))
+    low = krx.prev_tick(START, 5)
+    h.quote(low)
+    assert h.orders == [] and "closed" in h.trig.book.get(tid).reason
+    h.broker.session = krx.CLOSING_AUCTION  # no market order in a single-price session
+    h.quote(low)
+    assert h.orders[0]["type"] == "limit"
+    assert h.orders[0]["price"] == krx.prev_tick(low, 5)  # marketable_ticks through the price
+
+    w = Harness(**{"triggers.auction": "wait"})
+    w.broker.session = krx.PRE_OPEN
+    tid = w.add(side="sell", qty=10, kind="stop", trigger_price=krx.prev_tick(START, 2))
+    w.quote(low)
+    assert w.orders == [] and "single-price" in w.trig.book.get(tid).reason
+    w.broker.session = krx.CONTINUOUS
+    w.quote(low)
+    assert w.orders[0]["type"] == "market" and w.status_of(tid) == "fired"
+
+
+def test_daily_limits_cap_a_limit_price_and_sells_never_exceed_what_is_sellable():
+    h = Harness()
+    lower, _ = krx.limit_band(START)
+    h.add(
+        side="sell",
+        qty=5000,
+        kind="stop",
+        trigger_price=krx.next_tick(lower, 2),
+        order_type="limit",
+        limit_offset_ticks=50,
+    )
+    h.quote(lower)
+    assert h.orders[0]["price"] == lower  # 50 ticks below would be under the daily limit
+    assert h.orders[0]["qty"] == 1000  # held 1,000: never more than the position
+    g = Harness()
+    from core.protocol.events import Order
+
+    g.books.on_order(Order("S1", CODE, "sell", 900, 71000, remaining_qty=900, status="accepted"))
+    g.add(side="sell", qty="position", kind="stop", trigger_price=krx.prev_tick(START, 2))
+    g.quote(krx.prev_tick(START, 4))
+    assert g.orders[0]["qty"] == 100  # 1,000 held - 900 already offered
+
+
+def test_expiry_and_the_trailing_mark_flush_happen_on_the_timer():
+    h = Harness()
+    h.quote(START)
+    stop = h.add(side="sell", qty=1, kind="stop", trigger_price=krx.prev_tick(START, 9))
+    trail = h.add(side="sell", qty=1, kind="trailing", trail_ticks=20)
+    h.quote(START)  # code tracked from now on
+    h.events.clear()
+    h.quote(krx.next_tick(START, 3))
+    assert h.events == []  # a mark move alone writes nothing at once
+    h.trig.tick()
+    flushed = [e for e in h.events if e["trigger_id"] == trail]
+    assert flushed and flushed[-1]["mark"] == krx.next_tick(START, 3)
+    assert flushed[-1]["level"] == krx.prev_tick(krx.next_tick(START, 3), 20)
+    h.trig.book.get(stop).expires = 1
+    h.trig.tick()
+    assert h.status_of(stop) == "expired" and h.status_of(trail) == "armed"
