@@ -261,6 +261,9 @@ class TriggerEngine:
         code = quote.code
         self._quote_at[code] = time.monotonic()
         sell_px, buy_px = prices_of(quote, self.settings.price_source)
+        if self.status.halted:
+            self._note_halt_crossings(code, sell_px, buy_px)
+            return
         crossed = self.book.on_price(code, sell_px, buy_px)
         if crossed and self.status.connected and not self.status.halted:
             stale = self._stale_by_exchange_time(quote)
@@ -273,6 +276,18 @@ class TriggerEngine:
             for t in crossed:
                 if t.status == ARMED:
                     self._fire(t, sell_px if t.side == "sell" else buy_px)
+
+    def _note_halt_crossings(self, code: str, sell_px: int, buy_px: int) -> None:
+        """While halted: remember which suspended triggers a quote crossed (for resume)."""
+        for tid in self.codes.get(code, ()):
+            t = self.book.get(tid)
+            if (
+                t is not None
+                and t.status == SUSPENDED
+                and not t.halt_crossed
+                and t.crossed(sell_px if t.side == "sell" else buy_px)
+            ):
+                t.halt_crossed = True
 
     def _stale_by_exchange_time(self, quote: Any) -> str:
         """Why a live quote is too old to fire anything ('' when fresh): its exchange time
@@ -738,16 +753,23 @@ class TriggerEngine:
         for t in [t for t in self.book.all.values() if t.status == SUSPENDED]:
             prices = self._fresh_prices(t.code)
             px = None if prices is None else (prices[0] if t.side == "sell" else prices[1])
-            if px is not None and t.crossed(px) and self.settings.on_resume == "ask":
+            crossed = t.halt_crossed or (px is not None and t.crossed(px))
+            t.halt_crossed = False
+            if crossed and self.settings.on_resume == "ask":
                 t.reason = (
-                    "the price ({:,}) crossed {:,} during the halt; send trigger_modify to arm "
-                    "it again (it then fires) or trigger_cancel".format(px, int(t.level))
+                    "the price crossed {:,} during the halt (now {}); send trigger_modify to "
+                    "arm it again (it then fires) or trigger_cancel".format(
+                        int(t.level), "{:,}".format(px) if px else "unknown"
+                    )
                 )
                 self.publish(t)
                 log.warning("trigger %s: %s", t.trigger_id, t.reason)
                 continue
             self._set(t, ARMED, "trading resumed")
-            self.evaluate(t)
+            if crossed and px is not None and self.status.connected:
+                self._fire(t, px)  # on_resume "fire": at once, at the current price
+            else:
+                self.evaluate(t)
 
     # -- the timer: expiry, trailing marks, pruning --------------------------------------------
     def tick(self) -> None:

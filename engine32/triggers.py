@@ -62,6 +62,7 @@ FIELDS = (
     "client",
     "created_ts",
     "updated_ts",
+    "halt_crossed",
 )
 
 _counter = itertools.count(1)
@@ -114,6 +115,7 @@ class Trigger:
         self.client = ""
         self.created_ts = 0
         self.updated_ts = 0
+        self.halt_crossed = False  # suspended by a halt, and a quote crossed it meanwhile
         for key, value in values.items():
             if key in FIELDS:
                 setattr(self, key, value)

@@ -295,3 +295,29 @@ def test_expiry_and_the_trailing_mark_flush_happen_on_the_timer():
     h.trig.book.get(stop).expires = 1
     h.trig.tick()
     assert h.status_of(stop) == "expired" and h.status_of(trail) == "armed"
+
+
+def test_a_crossing_during_the_halt_is_remembered_even_if_the_price_came_back():
+    h = Harness()
+    tid = h.add(side="sell", qty=10, kind="stop", trigger_price=krx.prev_tick(START, 2))
+    h.quote(START)
+    h.status.halted = True
+    h.trig.on_status()
+    h.quote(krx.prev_tick(START, 5))  # crossed while halted
+    h.quote(START)  # and back
+    h.status.halted = False
+    h.trig.on_status()
+    assert h.status_of(tid) == "suspended" and "during the halt" in h.trig.book.get(tid).reason
+    assert h.orders == []
+
+    f = Harness(**{"triggers.on_resume": "fire"})
+    tid = f.add(side="sell", qty=10, kind="stop", trigger_price=krx.prev_tick(START, 2))
+    f.quote(START)
+    f.status.halted = True
+    f.trig.on_status()
+    f.quote(krx.prev_tick(START, 5))
+    f.quote(START)
+    f.status.halted = False
+    f.trig.on_status()
+    f.quote(START)  # (the harness answers queued orders as quotes come)
+    assert f.status_of(tid) == "fired" and len(f.orders) == 1
