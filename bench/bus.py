@@ -110,6 +110,40 @@ def arm_triggers(engine, quotes: List[Quote], count: int) -> None:
 _runs = iter(range(1, 1000))
 
 
+def quote_cpu_cost(quotes: List[Quote], triggers: int) -> "tuple[float, float]":
+    """CPU time of ``Engine.on_quote`` alone (no publisher), one engine, its trigger filters
+    switched off and on in alternating rounds: (µs/quote without, with)."""
+    from PyQt5.QtCore import QCoreApplication
+
+    from core.config import load_config
+    from engine32.app import Engine
+
+    app = QCoreApplication.instance() or QCoreApplication([])
+    assert app is not None
+    url = "redis://127.0.0.1:1/0"  # never connected: nothing is written
+    config = load_config(overrides={"redis.url": url, "redis.prefix": "benchcpu", "sim.seed": 1})
+    engine = Engine(config, url, watchlist=[])
+    arm_triggers(engine, quotes, triggers)
+    engine.publisher._others.clear()
+    for quote in quotes:  # the trailing marks settle on the first pass
+        engine.on_quote(quote)
+    live = engine.triggers.filters
+    armed = dict(live)
+    best = {False: float("inf"), True: float("inf")}
+    for _ in range(40):
+        for on in (False, True):
+            live.clear()
+            if on:
+                live.update(armed)
+            engine._pending_quotes = []
+            started = time.process_time()
+            for quote in quotes:
+                engine.on_quote(quote)
+            best[on] = min(best[on], time.process_time() - started)
+    engine.close()
+    return best[False] / len(quotes) * 1e6, best[True] / len(quotes) * 1e6
+
+
 def run_engine_path(url: str, quotes: List[Quote], triggers: int = 0) -> float:
     from PyQt5.QtCore import QCoreApplication
 
@@ -174,17 +208,21 @@ def main() -> int:
     parser.add_argument("--quotes", type=int, default=300000)
     parser.add_argument("--codes", type=int, default=2000)
     parser.add_argument("--triggers", type=int, default=10000)
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="engine runs per side, alternating (best kept)"
+    )
     args = parser.parse_args()
     quotes = make_quotes(args.quotes, args.codes)
     with tempfile.TemporaryDirectory() as tmp:
         server = start_redis(tmp)
         try:
             raw = run_raw(server.url, quotes)
-            engine = run_engine_path(server.url, quotes)
-            armed = run_engine_path(server.url, quotes, args.triggers)
-            engine = max(engine, run_engine_path(server.url, quotes))
-            armed = max(armed, run_engine_path(server.url, quotes, args.triggers))
+            engine = armed = 0.0
+            for _ in range(args.rounds):
+                engine = max(engine, run_engine_path(server.url, quotes))
+                armed = max(armed, run_engine_path(server.url, quotes, args.triggers))
             raw2 = run_raw(server.url, quotes)
+            cpu_without, cpu_with = quote_cpu_cost(quotes[:20000], args.triggers)
         finally:
             server.stop()
     raw = max(raw, raw2)
@@ -197,6 +235,12 @@ def main() -> int:
     )
     print("raw redis-py pipelined PUBLISH: {:,.0f} quotes/s".format(raw))
     print("engine path (batch + stream + snapshot): {:,.0f} quotes/s".format(engine))
+    print(
+        "Qt-thread on_quote CPU time (best of 40 alternating rounds): {:.2f} us/quote without "
+        "triggers, {:.2f} with {:,} armed ({:+.1f}%)".format(
+            cpu_without, cpu_with, args.triggers, (cpu_with / cpu_without - 1) * 100
+        )
+    )
     slowdown = 1.0 - armed / engine
     print(
         "triggers: {:,} armed: {:,.0f} quotes/s vs {:,.0f} without = {:+.1f}% slower; "

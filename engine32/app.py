@@ -123,7 +123,7 @@ class Engine(BrokerListener):
             ),
         )
         self.triggers = TriggerEngine(self, redis_url)
-        self._trigger_codes = self.triggers.codes  # the quote path's one test
+        self._trigger_filters = self.triggers.filters  # the quote path's one test
         for name, run in (
             ("trigger_add", self.triggers.cmd_add),
             ("trigger_cancel", self.triggers.cmd_cancel),
@@ -375,7 +375,8 @@ class Engine(BrokerListener):
     def on_quote(self, quote: Quote) -> None:
         self.books.quotes[quote.code] = quote
         self._pending_quotes.append(quote)
-        if quote.code in self._trigger_codes:
+        f = self._trigger_filters.get(quote.code)
+        if f is not None and (quote.price <= f.lo or quote.price >= f.hi):
             self.triggers.on_quote(quote)
         if self.surge is not None:
             code = quote.code

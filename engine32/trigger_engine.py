@@ -58,7 +58,7 @@ from core.protocol.triggers import (
     parse_fire_cmd_id,
 )
 
-from .triggers import Trigger, TriggerBook, new_trigger_id, prices_of
+from .triggers import ALWAYS, Trigger, TriggerBook, new_trigger_id, prices_of
 
 log = logging.getLogger("engine32.triggers")
 
@@ -121,7 +121,12 @@ class TriggerEngine:
         #: Codes with live (not final) triggers → their ids: ``code in codes`` is the one
         #: test the quote path makes for every quote.
         self.codes: Dict[str, Set[str]] = {}
-        self._quote_at: Dict[str, float] = {}
+        #: code → an object with ``lo`` and ``hi``: the engine hands a quote of ``code`` to
+        #: :meth:`on_quote` only if its last price is <= lo or >= hi (the code's index; while
+        #: halted, ALWAYS for codes with suspended triggers). The O(1) test of the quote path.
+        self.filters: Dict[str, Any] = {}
+        #: with price_source "quote_side" the filter on the last price is not enough
+        self.every_quote = self.settings.price_source == "quote_side"
         self.loaded = False
         self._recovered = False
         self._was_halted = False
@@ -244,6 +249,19 @@ class TriggerEngine:
             self.codes[t.code] = {t.trigger_id}
         else:
             ids.add(t.trigger_id)
+        self._refresh_filter(t.code)
+
+    def _refresh_filter(self, code: str) -> None:
+        if self.status.halted:
+            found: Any = ALWAYS if code in self.codes else None
+        else:
+            found = self.book._armed.get(code)
+            if found is not None and self.every_quote:
+                found = ALWAYS  # bid/ask decide: the last price says nothing
+        if found is None:
+            self.filters.pop(code, None)
+        else:
+            self.filters[code] = found
 
     def _set(self, t: Trigger, status: str, reason: str = "") -> None:
         if t.status == ARMED and status != ARMED:
@@ -259,7 +277,6 @@ class TriggerEngine:
     def on_quote(self, quote: Any) -> None:
         """Called only for codes in :attr:`codes` (the engine tests that first)."""
         code = quote.code
-        self._quote_at[code] = time.monotonic()
         sell_px, buy_px = prices_of(quote, self.settings.price_source)
         if self.status.halted:
             self._note_halt_crossings(code, sell_px, buy_px)
@@ -311,10 +328,7 @@ class TriggerEngine:
     def _fresh_prices(self, code: str) -> Optional[Tuple[int, int]]:
         """The last quote's prices, if it is younger than ``max_quote_age_ms``."""
         quote = self.books.quotes.get(code)
-        at = self._quote_at.get(code)
-        if quote is None or at is None:
-            return None
-        if (time.monotonic() - at) * 1000 > self.settings.max_quote_age_ms:
+        if quote is None or self._stale_by_exchange_time(quote):
             return None
         return prices_of(quote, self.settings.price_source)
 
@@ -749,7 +763,11 @@ class TriggerEngine:
         if halted:
             for t in self.book.armed():
                 self._set(t, SUSPENDED, "trading is halted")
+            for code in list(self.codes):
+                self._refresh_filter(code)
             return
+        for code in list(self.filters):
+            self._refresh_filter(code)
         for t in [t for t in self.book.all.values() if t.status == SUSPENDED]:
             prices = self._fresh_prices(t.code)
             px = None if prices is None else (prices[0] if t.side == "sell" else prices[1])

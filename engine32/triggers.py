@@ -190,6 +190,8 @@ class _CodeIndex:
 
     __slots__ = (
         "triggers",
+        "lo",
+        "hi",
         "sell_down",
         "sell_up",
         "buy_down",
@@ -222,6 +224,24 @@ class _CodeIndex:
                 self.buy_down = max(self.buy_down, t.level)
             else:
                 self.buy_up = min(self.buy_up, t.level)
+        # The engine's one test per quote (on the last price): anything at or below ``lo``
+        # or at or above ``hi`` may fire a trigger or move a trailing mark.
+        # (A mark moves only on a strictly new high or low: prices are whole KRW, hence ±1.)
+        self.lo = max(self.sell_down, self.buy_down, self.trail_lo - 1)
+        self.hi = min(self.sell_up, self.buy_up, self.trail_hi + 1)
+
+
+class _Always:
+    """A filter that sends every quote of its code to the trigger engine (while halted)."""
+
+    __slots__ = ("lo", "hi")
+
+    def __init__(self) -> None:
+        self.lo = INF
+        self.hi = -INF
+
+
+ALWAYS = _Always()
 
 
 class TriggerBook:
