@@ -376,7 +376,7 @@ class Engine(BrokerListener):
         self.books.quotes[quote.code] = quote
         self._pending_quotes.append(quote)
         f = self._trigger_filters.get(quote.code)
-        if f is not None and (quote.price <= f.lo or quote.price >= f.hi):
+        if f is not None and not f.lo < quote.price < f.hi:
             self.triggers.on_quote(quote)
         if self.surge is not None:
             code = quote.code

@@ -17,6 +17,7 @@ Codes without triggers cost one dict lookup.
 """
 
 import itertools
+import math
 import os
 import time
 from typing import Any, Dict, Iterable, List, Optional, Tuple
@@ -185,6 +186,18 @@ class Trigger:
         return False
 
 
+#: Stand-ins for ±infinity in the integer thresholds (far beyond any KRW price).
+BIG = 10**15
+
+
+def _floor(x: float) -> int:
+    return -BIG if x == -INF else (BIG if x == INF else int(math.floor(x)))
+
+
+def _ceil(x: float) -> int:
+    return BIG if x == INF else (-BIG if x == -INF else int(math.ceil(x)))
+
+
 class _CodeIndex:
     """The armed triggers of one code and the four thresholds a quote is compared with."""
 
@@ -227,8 +240,9 @@ class _CodeIndex:
         # The engine's one test per quote (on the last price): anything at or below ``lo``
         # or at or above ``hi`` may fire a trigger or move a trailing mark.
         # (A mark moves only on a strictly new high or low: prices are whole KRW, hence ±1.)
-        self.lo = max(self.sell_down, self.buy_down, self.trail_lo - 1)
-        self.hi = min(self.sell_up, self.buy_up, self.trail_hi + 1)
+        # Whole numbers, so the test compares ints (faster than int against float).
+        self.lo = _floor(max(self.sell_down, self.buy_down, self.trail_lo - 1))
+        self.hi = _ceil(min(self.sell_up, self.buy_up, self.trail_hi + 1))
 
 
 class _Always:
@@ -237,8 +251,8 @@ class _Always:
     __slots__ = ("lo", "hi")
 
     def __init__(self) -> None:
-        self.lo = INF
-        self.hi = -INF
+        self.lo = BIG
+        self.hi = -BIG
 
 
 ALWAYS = _Always()

@@ -85,7 +85,7 @@ class Harness:
         q = Quote(CODE, price, bid=price, ask=krx.next_tick(price))
         self.books.quotes[CODE] = q
         f = self.trig.filters.get(CODE)  # the engine's O(1) test, as in Engine.on_quote
-        if f is not None and (price <= f.lo or price >= f.hi):
+        if f is not None and not f.lo < price < f.hi:
             self.trig.on_quote(q)
         # answer every order command pushed by the trigger engine, as the engine would
         while self.publisher.items:
