@@ -86,7 +86,7 @@ def _b36(n: int) -> str:
 class Trigger:
     """One conditional order. Mutable; only the engine's Qt thread touches it."""
 
-    __slots__ = FIELDS
+    __slots__ = FIELDS + ("down",)
 
     def __init__(self, **values: Any) -> None:
         self.trigger_id = ""
@@ -120,6 +120,11 @@ class Trigger:
         for key, value in values.items():
             if key in FIELDS:
                 setattr(self, key, value)
+        #: Fires when the price falls to its level (else when it rises); side and kind never
+        #: change, so this is worked out once.
+        self.down = (
+            self.kind in (STOP, TRAILING) if self.side == "sell" else self.kind == TAKE_PROFIT
+        )
         self.update_level()
 
     # -- wire form ---------------------------------------------------------------------------
@@ -134,13 +139,6 @@ class Trigger:
         return cls(**{k: v for k, v in data.items() if k in FIELDS})
 
     # -- meaning -------------------------------------------------------------------------------
-    @property
-    def down(self) -> bool:
-        """Fires when the price falls to its level (else when it rises)."""
-        if self.side == "sell":
-            return self.kind in (STOP, TRAILING)
-        return self.kind == TAKE_PROFIT
-
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
