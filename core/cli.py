@@ -17,10 +17,12 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
         "start Redis, the sim engine, the writer and a database, and open the console",
     ),
     "tui": ("tui", "open the trading console on a running engine"),
-    "engine": ("engine32", "run the headless engine (sim or kiwoom)"),
+    "engine": ("engine32", "run the headless engine (sim, kiwoom or kiwoom_rest)"),
     "writer": ("core.writer", "persist the event stream into PostgreSQL/TimescaleDB"),
     "send": ("core.send", "send one command to the engine and print its reply"),
     "status": ("core.status", "show the engine's, the writer's and Redis's health"),
+    "report": ("core.report", "the trading journal: fills, fees, tax and realised P&L"),
+    "gateway": ("core.gateway", "serve the live feed over WebSocket to browsers and programs"),
 }
 
 

@@ -15,7 +15,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 try:
     import tomllib as _toml  # novermin - Python 3.11+; the engine on 3.8 uses tomli below
@@ -63,7 +63,20 @@ _CODE = re.compile(r"^[0-9A-Z]{6}$")
 
 
 def _codes(v: Any) -> bool:
-    return all(isinstance(c, str) and _CODE.match(c) for c in v)
+    return all(isinstance(c, str) and _CODE.fullmatch(c) for c in v)
+
+
+_DAY = "(mon|tue|wed|thu|fri|sat|sun)"
+_WINDOW = re.compile(
+    r"^{d}(-{d})?\s+([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$".format(d=_DAY)
+)
+
+
+def _maintenance_windows(v: Any) -> bool:
+    """``[engine.kiwoom] maintenance_windows``: "none", or entries like "mon-sat 05:00-06:55"
+    (KST; engine32.supervise reads them)."""
+    text = str(v).strip().lower()
+    return text == "none" or all(_WINDOW.match(" ".join(e.split())) for e in text.split(","))
 
 
 SCHEMA: Dict[str, Dict[str, Field]] = {
@@ -95,7 +108,12 @@ SCHEMA: Dict[str, Dict[str, Field]] = {
         ),
     },
     "engine": {
-        "broker": Field(str, "sim", "sim or kiwoom", _one_of("sim", "kiwoom")),
+        "broker": Field(
+            str,
+            "sim",
+            "sim or kiwoom (OpenAPI+), or kiwoom_rest",
+            _one_of("sim", "kiwoom", "kiwoom_rest"),
+        ),
         "account": Field(
             str,
             "",
@@ -116,6 +134,13 @@ SCHEMA: Dict[str, Dict[str, Field]] = {
             _one_of("DEBUG", "INFO", "WARNING", "ERROR"),
         ),
         "log_file": Field(str, "", "a path for JSON-lines logs, or empty"),
+        "max_clock_ahead_ms": Field(int, 60000, "a positive number of milliseconds", _positive),
+        "stream_budget_mb": Field(
+            int,
+            64,
+            "megabytes of Redis memory for P:events (0: only stream_maxlen)",
+            _non_negative,
+        ),
     },
     "engine.kiwoom": {
         "control": Field(
@@ -128,6 +153,41 @@ SCHEMA: Dict[str, Dict[str, Field]] = {
         "real_screens_from": Field(
             int, 5000, "a 4-digit screen number", lambda v: 1000 <= v <= 9799
         ),
+        "maintenance_windows": Field(
+            str,
+            "mon-sat 05:00-06:55, sun 03:55-06:55",
+            'DAY[-DAY] HH:MM-HH:MM entries in KST separated by commas, or "none"',
+            _maintenance_windows,
+        ),
+    },
+    "engine.kiwoom_rest": {
+        "server": Field(str, "mock", "mock or real", _one_of("mock", "real")),
+        "base_url": Field(
+            str,
+            "",
+            "an http(s):// URL, or empty for Kiwoom's host of the server",
+            lambda v: v == "" or v.startswith(("http://", "https://")),
+        ),
+        "ws_url": Field(
+            str,
+            "",
+            "a ws(s):// URL, or empty for Kiwoom's WebSocket of the server",
+            lambda v: v == "" or v.startswith(("ws://", "wss://")),
+        ),
+        "appkey_file": Field(str, "", "the path of a file holding the app key, or empty"),
+        "secretkey_file": Field(str, "", "the path of a file holding the secret key, or empty"),
+        "query_per_s": Field(float, 5.0, "queries a second per api-id (positive)", _positive),
+        "order_per_s": Field(float, 5.0, "orders a second (positive)", _positive),
+        "token_margin_s": Field(
+            int, 600, "seconds before expires_dt to renew the token", _non_negative
+        ),
+        "ws_idle_s": Field(
+            int, 300, "seconds without any frame before the WebSocket counts as dead", _positive
+        ),
+        "kick_retry_s": Field(
+            int, 60, "seconds to wait after another session took the app key", _positive
+        ),
+        "timeout_s": Field(float, 10.0, "HTTP timeout in seconds", _positive),
     },
     "risk": {
         "max_order_value": Field(int, 50000000, "a positive KRW amount", _positive),
@@ -193,6 +253,27 @@ SCHEMA: Dict[str, Dict[str, Field]] = {
         ),
         "compress_after_days": Field(int, 7, "a positive number of days", _positive),
     },
+    "gateway": {
+        "listen": Field(
+            str,
+            "127.0.0.1:8765",
+            "HOST:PORT to listen on (port 0: any free port)",
+            lambda v: (
+                bool(re.match(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$", v))
+                and int(v.rsplit(":", 1)[1]) < 65536
+            ),
+        ),
+        "tokens_file": Field(str, "", "the path of a file of name:scope:token lines, or empty"),
+        "trade": Field(bool, False, "true or false"),
+        "queue_max": Field(int, 2000, "a positive number of messages", _positive),
+        "queue_max_kb": Field(int, 4096, "a positive number of KiB", _positive),
+        "ping_interval_s": Field(float, 20.0, "a positive number of seconds", _positive),
+        "ping_timeout_s": Field(float, 20.0, "a positive number of seconds", _positive),
+        "idle_timeout_s": Field(float, 120.0, "a positive number of seconds", _positive),
+        "max_connections": Field(int, 200, "a positive number of connections", _positive),
+        "tls_cert": Field(str, "", "the path of a PEM certificate chain, or empty"),
+        "tls_key": Field(str, "", "the path of the PEM private key, or empty"),
+    },
 }
 
 #: Environment variables that override one key each (besides the generic KC_SECTION__KEY).
@@ -238,6 +319,7 @@ class Config:
             if "." not in section:
                 setattr(self, section, Section(section, values[section]))
         self.engine_kiwoom = Section("engine.kiwoom", values["engine.kiwoom"])
+        self.engine_kiwoom_rest = Section("engine.kiwoom_rest", values["engine.kiwoom_rest"])
 
     def get(self, section: str, key: str) -> Any:
         return self._values[section][key]
@@ -254,39 +336,71 @@ class Config:
         return self._secrets.get("database") or None
 
     def redis_url_with_auth(self) -> str:
-        """The Redis URL with the ACL user and password (from the environment) put in. Never log it."""
-        return _with_auth(
+        """The Redis URL with the ACL user and password (from the environment) put in
+        (:func:`with_credentials`). Never log it."""
+        return with_credentials(
             self._values["redis"]["url"], self._values["redis"]["username"], self.redis_password
         )
 
     def database_url_with_auth(self) -> str:
         """The database DSN with its password put in ('' when no database). Never log it."""
         url = self._values["database"]["url"]
-        return _with_auth(url, None, self.database_password) if url else ""
+        return with_credentials(url, None, self.database_password) if url else ""
 
     def __repr__(self) -> str:
         return "Config(path={!r})".format(str(self.path) if self.path else None)
 
 
-def _with_auth(url: str, username: Optional[str], password: Optional[str]) -> str:
+def with_credentials(url: str, username: Optional[str], password: Optional[str]) -> str:
+    """The one credential merge of every entry point (engine, writer, ``kc status``, ``kc send``,
+    the TUI): ``url`` (from the file, the environment or a flag, never holding a password)
+    with the ACL user and the password put in, percent-encoded so that ``/ @ : %`` and spaces
+    in them survive. The result holds the password: never log it."""
     if not password and not username:
         return url
     parts = urlsplit(url)
-    user = username or parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = "{}:{}".format(host, parts.port)
+    host = parts.netloc.rpartition("@")[2]
+    user = username or (unquote(parts.username) if parts.username else "")
     cred = quote(user, safe="")
     if password:
         cred += ":" + quote(password, safe="")
-    return urlunsplit(
-        (parts.scheme, "{}@{}".format(cred, host), parts.path, parts.query, parts.fragment)
-    )
+    return urlunsplit((parts.scheme, cred + "@" + host, parts.path, parts.query, parts.fragment))
 
 
-def redact(url: str) -> str:
-    """``redis://engine:secret@host`` → ``redis://engine:***@host``, for logs and messages."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+# The password part of ``scheme://user:PASSWORD@host``: up to the LAST ``@`` of the word, so that
+# an unencoded ``/ @ :`` inside the password is covered too (``redis://u:a/b@c@h`` → all of
+# ``a/b@c``). ``scheme://:PASSWORD@`` (no user) and ``unix://`` are the same form.
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\s]*@")
+# ``password=`` as a URL query parameter (``?password=PW&db=0``, redis-py and libpq both read
+# it) or as a libpq ``key=value`` DSN word (``host=db password='p w'``), quoted or not.
+_KEY_PASSWORD = re.compile(
+    r"(?i)(\b(?:ssl)?(?:password|passwd|pwd)\s*=\s*)('(?:[^'\\]|\\.)*'?|\"[^\"]*\"?|[^\s&;]*)"
+)
+
+
+def redact(text: str) -> str:
+    """Every password in ``text`` (a URL, a DSN, a log line, an error message) replaced by
+    ``***``: ``redis://engine:***@host``, ``...?password=***``, ``host=db password=***``.
+    The one redaction function: logs, events, errors and ``kc status`` all go through it."""
+    text = _URL_PASSWORD.sub(r"\1***@", text)
+    return _KEY_PASSWORD.sub(r"\1***", text)
+
+
+def holds_password(text: str) -> bool:
+    """True when :func:`redact` would hide something in ``text``."""
+    return redact(text) != text
+
+
+def refuse_password(value: Any, where: str, var: str) -> None:
+    """The one refusing function: a value holding a password in any form (``user:pw@``,
+    ``:pw@``, ``?password=``, ``password=`` DSN words) is refused, wherever it came from (the
+    file, the environment or a flag; a flag would also show it to everyone in ``ps``). The
+    message shows the value redacted and says where the password goes instead."""
+    if isinstance(value, str) and holds_password(value):
+        raise ConfigError(
+            "{}: {} holds a password; give the URL without it and put the password in {} "
+            "or the password_file key instead".format(where, redact(value), var)
+        )
 
 
 def _type_name(kind: type) -> str:
@@ -370,6 +484,10 @@ def _flatten_file(doc: Dict[str, Any], path: Path) -> List[Tuple[str, str, Any]]
             for key, value in table["kiwoom"].items():
                 out.append(("engine.kiwoom", key, value))
             table = {k: v for k, v in table.items() if k != "kiwoom"}
+        if section == "engine" and isinstance(table.get("kiwoom_rest"), dict):
+            for key, value in table["kiwoom_rest"].items():
+                out.append(("engine.kiwoom_rest", key, value))
+            table = {k: v for k, v in table.items() if k != "kiwoom_rest"}
         if section not in SCHEMA:
             raise ConfigError(
                 "{}: unknown section [{}] (known: {})".format(path, section, ", ".join(SCHEMA))
@@ -404,6 +522,8 @@ def load_config(
         where = "[{}] {} (from {})".format(section, key, origin)
         if section not in SCHEMA:
             raise ConfigError("{}: unknown section [{}]".format(origin, section))
+        var = "KC_{}_PASSWORD".format(section.upper().replace(".", "_"))
+        refuse_password(raw, where, var)
         field = SCHEMA[section].get(key)
         if field is None:
             known = ", ".join(SCHEMA[section])
@@ -414,13 +534,7 @@ def load_config(
 
     doc = _read_toml(cfg_path) if (cfg_path.exists() or path != DEFAULT_PATH) else {}
     for section, key, value in _flatten_file(doc, cfg_path):
-        if key in ("url",) and isinstance(value, str) and re.search(r"://[^/@]*:[^/@]*@", value):
-            raise ConfigError(
-                "[{}] url (from {}): holds a password; put it in KC_{}_PASSWORD or password_file instead".format(
-                    section, cfg_path, section.upper()
-                )
-            )
-        if key in ("password", "api_key", "secret"):
+        if key in ("password", "api_key", "secret", "appkey", "secretkey"):
             raise ConfigError(
                 "[{}] {} (from {}): secrets do not belong in config.toml; use the environment".format(
                     section, key, cfg_path

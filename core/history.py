@@ -96,14 +96,76 @@ async def candles(
 ) -> list[Candle]:
     """Candles of ``code`` whose bucket starts in ``[start, end)``, oldest first.
 
-    ``source``: ``auto`` (aggregates when present), ``aggregate`` or ``quotes``.
+    ``source``: ``auto`` (aggregates when present), ``aggregate`` or ``quotes`` for the
+    live candles; backfilled candles (``candle_history``) fill the buckets they leave empty.
     """
     minutes = interval_minutes(interval)
     start, end = _aware(start), _aware(end)
     use_views = source == "aggregate" or (source == "auto" and await has_candle_views(conn))
     if use_views:
-        return await _from_views(conn, code, minutes, start, end)
-    return await _from_quotes(conn, code, minutes, start, end)
+        live = await _from_views(conn, code, minutes, start, end)
+    else:
+        live = await _from_quotes(conn, code, minutes, start, end)
+    past = await _from_history(conn, code, minutes, start, end)
+    if not past:
+        return live
+    merged = {c["bucket"]: c for c in past}
+    merged.update((c["bucket"], c) for c in live)  # what the quotes say wins
+    return [merged[b] for b in sorted(merged)]
+
+
+async def _from_history(
+    conn: asyncpg.Connection,
+    code: str,
+    minutes: int,
+    start: datetime.datetime,
+    end: datetime.datetime,
+) -> list[Candle]:
+    """Backfilled candles (``candle_history``, from the ``history`` command) as ``minutes``
+    candles: a broker's rows before the simulator's for the same bucket; none if the writer
+    has not made the table yet."""
+    base = "1d" if minutes % 1440 == 0 else "1m"
+    step = datetime.timedelta(minutes=minutes)
+    first = _ORIGIN + ((start - _ORIGIN) // step) * step
+    try:
+        records = await conn.fetch(
+            """SELECT DISTINCT ON (bucket) bucket, open, high, low, close, volume
+               FROM candle_history
+               WHERE code = $1 AND interval = $2 AND bucket >= $3 AND bucket < $4
+               ORDER BY bucket, (source = 'sim'), ts DESC""",
+            code,
+            base,
+            first,
+            end,
+        )
+    except asyncpg.UndefinedTableError:
+        return []
+    out: list[Candle] = []
+    for r in records:
+        bucket = _ORIGIN + ((r["bucket"] - _ORIGIN) // step) * step
+        if bucket < start:
+            continue
+        bucket = bucket.astimezone(datetime.timezone.utc)
+        if out and out[-1]["bucket"] == bucket:
+            c = out[-1]
+            c["high"] = max(c["high"], int(r["high"]))
+            c["low"] = min(c["low"], int(r["low"]))
+            c["close"] = int(r["close"])
+            c["volume"] += int(r["volume"])
+        else:
+            out.append(
+                {
+                    "bucket": bucket,
+                    "code": code,
+                    "open": int(r["open"]),
+                    "high": int(r["high"]),
+                    "low": int(r["low"]),
+                    "close": int(r["close"]),
+                    "volume": int(r["volume"]),
+                    "ticks": 0,
+                }
+            )
+    return out
 
 
 def _bucket_sql(column: str, minutes: int) -> str:
@@ -232,3 +294,33 @@ async def orders_today(
                  ORDER BY ts, run, seq"""
     records = await conn.fetch(sql, start, end, code)
     return [dict(r) for r in records]
+
+
+async def fills_between(
+    conn: asyncpg.Connection,
+    start: datetime.datetime | None,
+    end: datetime.datetime,
+    code: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every fill with ``start <= ts < end`` (``start`` None: from the first), oldest first,
+    with all the columns the ``fills`` table has (``venue`` once the writer stores it)."""
+    end = _aware(end)
+    records = await conn.fetch(
+        """SELECT * FROM fills
+           WHERE ($1::timestamptz IS NULL OR ts >= $1) AND ts < $2
+             AND ($3::text IS NULL OR code = $3)
+           ORDER BY ts, run, seq""",
+        None if start is None else _aware(start),
+        end,
+        code,
+    )
+    return [dict(r) for r in records]
+
+
+async def code_names(conn: asyncpg.Connection) -> dict[str, str]:
+    """code → the latest Korean name the engine gave it on an order."""
+    records = await conn.fetch(
+        """SELECT DISTINCT ON (code) code, name FROM orders WHERE name <> ''
+           ORDER BY code, ts DESC"""
+    )
+    return {r["code"]: r["name"] for r in records}

@@ -94,14 +94,18 @@ def main(argv: Optional[List[str]] = None) -> int:
             args.config, overrides={"redis.url": args.redis, "redis.prefix": args.prefix}
         )
     except ConfigError as exc:
-        print("kc status: {}".format(exc), file=sys.stderr)
+        print(redact("kc status: {}".format(exc)), file=sys.stderr)
         return 2
-    client = redis.Redis.from_url(cfg.redis_url_with_auth(), socket_timeout=5)
+    try:
+        client = redis.Redis.from_url(cfg.redis_url_with_auth(), socket_timeout=5)
+    except ValueError as exc:  # a URL redis-py cannot read: say so, never a traceback
+        print(redact("kc status: [redis] url {}: {}".format(cfg.redis.url, exc)), file=sys.stderr)
+        return 2
     try:
         info = collect(client, Keys(cfg.redis.prefix))
     except redis.RedisError as exc:
         print(
-            "kc status: Redis at {} is unreachable: {}".format(redact(cfg.redis.url), exc),
+            redact("kc status: Redis at {} is unreachable: {}".format(cfg.redis.url, exc)),
             file=sys.stderr,
         )
         return 3

@@ -1,7 +1,12 @@
 """``python -m engine32``: run the headless engine.
 
-Exit codes: 0 after SIGINT/SIGTERM (stopping cleanly), 2 for a bad configuration or flag,
-3 when another engine is alive on the same Redis prefix.
+Exit codes (engine32/exitcodes.py): 0 after SIGINT/SIGTERM (stopping cleanly), 1 when the
+engine could not start, 2 for a bad configuration or flag, 3 when another engine is alive on
+the same Redis prefix, 75 when the broker needs a new process (Kiwoom's -106 daily disconnect,
+its re-login notice, a login that timed out): ``--supervise`` starts one.
+
+``--supervise`` runs the engine as a child and restarts it (engine32/supervise.py);
+``--check-trs`` checks the installed OpenAPI+'s TR definitions (engine32/brokers/kiwoom/trcheck.py).
 """
 
 import argparse
@@ -28,7 +33,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         "OpenAPI+) and is controlled through Redis (docs/protocol.md, docs/scripting.md).",
     )
     parser.add_argument(
-        "--broker", choices=("sim", "kiwoom"), help="broker adapter (config [engine] broker)"
+        "--broker",
+        choices=("sim", "kiwoom", "kiwoom_rest"),
+        help="broker adapter (config [engine] broker)",
     )
     parser.add_argument(
         "--config", help="config file (default $KC_CONFIG or the repository's config.toml)"
@@ -53,6 +60,22 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         help="override any config key, e.g. --set sim.seed=7 --set risk.max_order_qty=100",
     )
     parser.add_argument("--version", action="version", version="engine32 " + __version__)
+    parser.add_argument(
+        "--supervise",
+        action="store_true",
+        help="run the engine as a child process and start it again after Kiwoom's daily "
+        "disconnect (past [engine.kiwoom] maintenance_windows) or a crash (with backoff)",
+    )
+    parser.add_argument(
+        "--check-trs",
+        action="store_true",
+        help="check that this OpenAPI+ installation has every TR field the engine uses, and exit",
+    )
+    parser.add_argument(
+        "--openapi-dir",
+        default="C:/OpenAPI/data",
+        help="where OpenAPI+ keeps its TR definitions (*.enc), for --check-trs",
+    )
     return parser.parse_args(argv)
 
 
@@ -111,11 +134,20 @@ def _initial_watchlist(config: Any, url: str) -> Optional[List[str]]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    if args.check_trs:
+        from .brokers.kiwoom import trcheck
+
+        return trcheck.main(args.openapi_dir)
     try:
         config = load_config(args.config, overrides=overrides_of(args))
     except ConfigError as exc:
         print("engine32: configuration error: {}".format(exc), file=sys.stderr)
         return 2
+    if args.supervise:
+        from . import supervise
+
+        raw = sys.argv[1:] if argv is None else list(argv)
+        return supervise.main([a for a in raw if a != "--supervise"], config)
 
     from .logsetup import setup_logging
 

@@ -84,6 +84,7 @@ class Engine(BrokerListener):
         self._received = 0
         self._last_error = ""
         self._stop_deadline = 0.0
+        self.exit_code = 0  # exitcodes.RESTART when the broker asked for a new process
         engine_cfg = config.engine
 
         self.bridge = Bridge()
@@ -96,6 +97,7 @@ class Engine(BrokerListener):
             self.keys,
             capacity=engine_cfg.publish_buffer,
             stream_maxlen=engine_cfg.stream_maxlen,
+            stream_budget_bytes=engine_cfg.stream_budget_mb * 1024 * 1024,
             on_reconnect=self.bridge.reconnected.emit,
         )
         self.consumer = CommandConsumer(
@@ -104,6 +106,7 @@ class Engine(BrokerListener):
             deliver=self._deliver,
             cmd_ttl_ms=engine_cfg.cmd_ttl_ms,
             dedupe_ttl_s=engine_cfg.dedupe_ttl_s,
+            max_clock_ahead_ms=engine_cfg.max_clock_ahead_ms,
         )
         self._delivered = 0
         self.publisher.on_removed = self.consumer.removed
@@ -120,6 +123,7 @@ class Engine(BrokerListener):
                 state_changed=self.publish_status,
                 watchlist_changed=self.publish_watchlist,
                 snapshot=self.snapshot,
+                emit=self.emit,
             ),
         )
         self.triggers = TriggerEngine(self, redis_url)
@@ -217,7 +221,7 @@ class Engine(BrokerListener):
             "" if drained else ", unflushed events lost",
         )
         if self.on_stopped is not None:
-            self.on_stopped(0)
+            self.on_stopped(self.exit_code)
 
     def close(self) -> None:
         """Stop publishing log records as events (the engine is done)."""
@@ -463,6 +467,15 @@ class Engine(BrokerListener):
         self.publish_status()
         if connected and not was:
             self.triggers.on_connection(True)
+
+    def on_restart_needed(self, words: str) -> None:
+        """The broker can only recover in a new process (Kiwoom's -106): stop as on SIGTERM
+        (answer what was taken, flush), then exit with exitcodes.RESTART for --supervise."""
+        from .exitcodes import RESTART
+
+        log.error("%s: stopping for a new process (exit %d)", words, RESTART)
+        self.exit_code = RESTART
+        self.request_stop()
 
     def on_names(self, names: Dict[str, str]) -> None:
         self.books.names.update(names)

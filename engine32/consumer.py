@@ -38,6 +38,7 @@ import redis
 
 from core.config import redact
 from core.protocol import Command, Keys, ProtocolError, make_reply, parse_command
+from core.protocol.commands import MAX_CLOCK_AHEAD_MS, MAX_RAW_BYTES, check_clock_ahead
 from core.protocol.errors import DUPLICATE, ENGINE_RESTARTED, STALE
 
 from .publisher import held_connection, send_packed
@@ -52,13 +53,16 @@ CLOCK_EVERY_S = 10.0
 RUNNING = "running"
 
 #: Take the head of P:cmd (KEYS[1]) into P:cmd:processing (KEYS[2]) and claim its id, if it
-#: can be read, in P:seen:<id> (ARGV[1] is the P:seen: prefix, ARGV[2] the TTL in seconds).
-#: Returns nil (nothing to take), {raw} (no readable id), {raw, id, 1} (claimed) or
-#: {raw, id, 0[, first reply]} (claimed before). Nothing after the LMOVE can raise, so a
-#: command is never moved without being returned.
+#: can be read, in P:seen:<id> (ARGV[1] is the P:seen: prefix, ARGV[2] the TTL in seconds,
+#: ARGV[3] the largest command in bytes). Returns nil (nothing to take), {raw} (no readable
+#: id, or too long), {raw, id, 1} (claimed) or {raw, id, 0[, first reply]} (claimed before).
+#: Nothing after the LMOVE can raise, so a command is never moved without being returned.
+#: The size is checked BEFORE cjson.decode (``#raw`` is O(1)): decoding a 400 MB entry held
+#: Redis for 8 s; a command too long is refused by the Python side, addressed by its id.
 TAKE_SCRIPT = """
 local raw = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
 if not raw then return false end
+if #raw > tonumber(ARGV[3]) then return {raw} end
 local ok, obj = pcall(cjson.decode, raw)
 if not ok or type(obj) ~= 'table' then return {raw} end
 local id = obj['id']
@@ -114,9 +118,11 @@ class CommandConsumer:
         cmd_ttl_ms: int = 5000,
         dedupe_ttl_s: int = 172800,
         client_factory: Optional[Callable[[], "redis.Redis"]] = None,
+        max_clock_ahead_ms: int = MAX_CLOCK_AHEAD_MS,
     ) -> None:
         self.keys = keys
         self.deliver = deliver
+        self.max_clock_ahead_ms = max_clock_ahead_ms
         self.cmd_ttl_ms = cmd_ttl_ms
         self.dedupe_ttl_s = dedupe_ttl_s
         self._url = redis_url
@@ -311,7 +317,7 @@ class CommandConsumer:
                     # wait for a command, and leave it where it is
                     ("BLMOVE", self.keys.cmd, self.keys.cmd, "LEFT", "LEFT", BLOCK_S),
                     ("EVAL", TAKE_SCRIPT, 2, self.keys.cmd, self.keys.cmd_processing)
-                    + (self.keys.seen(""), self.dedupe_ttl_s),
+                    + (self.keys.seen(""), self.dedupe_ttl_s, MAX_RAW_BYTES),
                 ]
             )
         waited, taken = send_packed(self._take_conn, self._take_packed, 2)
@@ -363,6 +369,15 @@ class CommandConsumer:
                 self.deliver(
                     Taken(
                         raw, None, make_reply(command.id, command.cmd, error=error), False, taken_ms
+                    )
+                )
+                return
+            ahead = check_clock_ahead(command, server_now, self.max_clock_ahead_ms)
+            if ahead is not None:
+                self._release(client, claim)
+                self.deliver(
+                    Taken(
+                        raw, None, make_reply(command.id, command.cmd, error=ahead), False, taken_ms
                     )
                 )
                 return

@@ -32,7 +32,9 @@ log = logging.getLogger("engine32.dispatcher")
 #: Commands that place or change orders: refused while halted.
 OPENING = ("buy", "sell", "modify")
 #: Commands that need a connected broker.
-NEEDS_BROKER = ("buy", "sell", "modify", "cancel", "cancel_all")
+NEEDS_BROKER = ("buy", "sell", "modify", "cancel", "cancel_all", "history")
+#: A history request may page through several rate-limited queries: it waits longer.
+HISTORY_TIMEOUT_S = 60.0
 
 
 class EngineStatus:
@@ -63,12 +65,14 @@ class Hooks:
         state_changed: Callable[[], None],
         watchlist_changed: Callable[[], None],
         snapshot: Callable[[], Dict[str, Any]],
+        emit: Optional[Callable[[str, Dict[str, Any]], None]] = None,
     ) -> None:
         self.respond = respond
         self.engine_fields = engine_fields
         self.state_changed = state_changed
         self.watchlist_changed = watchlist_changed
         self.snapshot = snapshot
+        self.emit = emit or (lambda etype, data: None)
 
 
 class Job:
@@ -117,6 +121,7 @@ class Dispatcher:
             "snapshot": self._snapshot,
             "halt": self._halt,
             "resume": self._resume,
+            "history": self._history,
         }
 
     def add_command(self, name: str, run: Callable[[Command], Any]) -> None:
@@ -189,10 +194,12 @@ class Dispatcher:
         cmd = command.cmd if command is not None else None
         self._answer(job, make_reply(cmd_id, cmd, error=error))
 
-    def _wait_broker(self, job: Job) -> Callable[[Callable[[], None]], bool]:
+    def _wait_broker(
+        self, job: Job, timeout_s: Optional[float] = None
+    ) -> Callable[[Callable[[], None]], bool]:
         """Register a command that waits for the broker; returns ``finish(answer)`` which runs
         ``answer`` unless the command was answered already (timed out: returns False)."""
-        job.deadline = time.monotonic() + self.broker_timeout_s
+        job.deadline = time.monotonic() + (timeout_s or self.broker_timeout_s)
         self._pending[id(job)] = job
 
         def finish(answer: Callable[[], None]) -> bool:
@@ -355,6 +362,9 @@ class Dispatcher:
 
         def one_done(order_id: str) -> Callable[[Result], None]:
             def done(result: Result) -> None:
+                # Each answer is progress: the cancels go out at the broker's order rate
+                # (Kiwoom: 5 a second), so 50 of them take longer than broker_timeout_s.
+                job.deadline = time.monotonic() + self.broker_timeout_s
                 outcome["left"] -= 1
                 if result.ok:
                     outcome["count"] += 1
@@ -414,6 +424,47 @@ class Dispatcher:
             return fields
 
         self._cancel_many(job, None, shape)
+
+    def _history(self, job: Job, command: Command) -> None:
+        """Past candles from the broker, published as one ``candles`` event (the writer
+        stores them); the reply says how many and which span."""
+        assert command.code is not None and command.interval and command.count
+        code, interval = command.code, command.interval
+        finish = self._wait_broker(job, HISTORY_TIMEOUT_S)
+
+        def done(result: Result) -> None:
+            def answer() -> None:
+                if not result.ok:
+                    self._fail(
+                        job,
+                        ProtocolError(
+                            result.error_code or BROKER_ERROR, result.message or "broker refused"
+                        ),
+                    )
+                    return
+                value = result.value or {}
+                candles = value.get("candles") or []
+                source = value.get("source") or self.broker.name
+                if candles:
+                    self.hooks.emit(
+                        "candles",
+                        {"code": code, "interval": interval, "source": source, "candles": candles},
+                    )
+                self._ok(
+                    job,
+                    {
+                        "code": code,
+                        "interval": interval,
+                        "count": len(candles),
+                        "first": candles[0][0] if candles else None,
+                        "last": candles[-1][0] if candles else None,
+                        "source": source,
+                    },
+                )
+
+            finish(answer)
+
+        self.broker.history(code, interval, command.count, done)
 
     def _resume(self, job: Job, command: Command) -> None:
         if self.status.halted:

@@ -11,12 +11,14 @@ from core.config import redact
 
 
 class RedactFilter(logging.Filter):
-    """Replaces ``scheme://user:password@`` with ``scheme://user:***@`` in every message."""
+    """Hides every password form :func:`core.config.redact` knows (``user:pw@``, ``:pw@``,
+    ``?password=``, a DSN's ``password=``) in every message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "://" in message:
-            record.msg = redact(message)
+        redacted = redact(message)
+        if redacted != message:
+            record.msg = redacted
             record.args = None
         return True
 

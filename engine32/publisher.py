@@ -14,6 +14,8 @@ import collections
 import itertools
 import json
 import logging
+import math
+import re
 import threading
 import time
 from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -22,7 +24,7 @@ import redis
 
 from core.config import redact
 from core.protocol import Envelope, Keys
-from core.protocol.names import REPLY_TTL_S
+from core.protocol.names import REPLY_TTL_S, WRITER_GROUP
 
 log = logging.getLogger("engine32.publisher")
 
@@ -67,6 +69,104 @@ def send_packed(conn: Any, packed: Any, count: int) -> List[Any]:
     return replies
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def wire(arg: Any) -> Any:
+    """One command argument as Redis will get it: text as UTF-8 bytes. Text that cannot be
+    encoded (a lone surrogate, e.g. from a ``"\\ud800"`` escape a client sent) has each such
+    character replaced by U+FFFD, so no input can make an item unwritable."""
+    if type(arg) is str:
+        try:
+            return arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return _SURROGATE.sub("\ufffd", arg).encode("utf-8")
+    return arg
+
+
+#: Bytes a stream entry costs besides its envelope text (id, field name, listpack headers and
+#: the radix tree's share), measured with MEMORY USAGE (docs/operations.md, "Redis memory").
+ENTRY_OVERHEAD_BYTES = 48
+
+
+#: How often the publisher asks where the writer is (XINFO GROUPS, XPENDING), seconds.
+FLOOR_EVERY_S = 1.0
+
+
+def writer_floor(client: "redis.Redis", stream: str) -> Optional[Any]:
+    """The oldest entry of ``stream`` the writer's group has not acknowledged (committed):
+    the smallest pending id, or else the last delivered one (everything before it is
+    committed). None when there is no stream or no writer group: nothing is known to be safe.
+    """
+    try:
+        groups = client.xinfo_groups(stream)
+        group = next((g for g in groups if _text(g.get("name")) == WRITER_GROUP), None)
+        if group is None:
+            return None
+        if group.get("pending"):
+            return client.xpending(stream, WRITER_GROUP)["min"]
+        return group.get("last-delivered-id")
+    except redis.ResponseError:
+        return None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class StreamBudget:
+    """How many of the newest ``P:events`` entries fit in ``budget`` bytes: the MAXLEN the
+    publisher trims the stream to after each round (``XTRIM MAXLEN ~``).
+
+    ``MAXLEN`` alone counts entries, and an entry holds one event or up to a few hundred
+    quotes, so a count bounds nothing. This keeps the sizes of the entries it wrote, oldest
+    first, in one bucket per round (plus one for what the stream held at start, its size
+    estimated from its newest entries) and drops the oldest while the total is over budget.
+    """
+
+    def __init__(self, budget: int, cap: int) -> None:
+        self.budget = budget
+        self.cap = cap
+        self._buckets: Deque[List[float]] = collections.deque()  # [count, bytes], oldest first
+        self.count = 0
+        self.bytes = 0.0
+
+    def seed(self, count: int, nbytes: float) -> None:
+        """What the stream holds already (older than anything :meth:`add` is told)."""
+        if count > 0:
+            self._buckets.appendleft([count, nbytes])
+            self.count += count
+            self.bytes += nbytes
+            self._fit()
+
+    def add(self, count: int, nbytes: float) -> None:
+        if count > 0:
+            self._buckets.append([count, nbytes])
+            self.count += count
+            self.bytes += nbytes
+            self._fit()
+
+    def _fit(self) -> None:
+        while self.bytes > self.budget and self._buckets:
+            oldest = self._buckets[0]
+            excess = self.bytes - self.budget
+            if oldest[1] <= excess or oldest[0] <= 1:
+                self._buckets.popleft()
+                self.count -= int(oldest[0])
+                self.bytes -= oldest[1]
+                continue
+            per = oldest[1] / oldest[0]
+            drop = min(int(oldest[0]) - 1, int(math.ceil(excess / per)))
+            oldest[0] -= drop
+            oldest[1] -= drop * per
+            self.count -= drop
+            self.bytes -= drop * per
+
+    @property
+    def maxlen(self) -> int:
+        return max(1, min(self.cap, self.count))
+
+
 def dumps(obj: Any) -> str:
     """Compact JSON, Korean kept as it is (one shared encoder: much faster than json.dumps)."""
     return _ENCODER.encode(obj)
@@ -86,9 +186,20 @@ class Item:
         self._ops: Optional[List[Op]] = None
 
     def ops(self, keys: Keys, maxlen: int) -> List[Op]:
+        """The item's commands, every text argument encoded (:func:`wire`): encoding never
+        fails later, inside a round, where one bad item would cost every other item."""
         if self._ops is None:
-            self._ops = self.build(keys, maxlen)
+            try:
+                built = self.build(keys, maxlen)
+            except Exception:  # noqa: BLE001 - one item's bug must not cost the round
+                built = self.fallback(keys, maxlen)
+            self._ops = [tuple(wire(arg) for arg in op) for op in built]
         return self._ops
+
+    def fallback(self, keys: Keys, maxlen: int) -> List[Op]:
+        """What to write when :meth:`build` failed: by default nothing (logged)."""
+        log.exception("publisher could not build item seq %s; dropped", self.seq)
+        return []
 
     def build(self, keys: Keys, maxlen: int) -> List[Op]:
         raise NotImplementedError
@@ -156,6 +267,30 @@ class ReplyEvent(Event):
         if self.raw is not None:
             ops.append(("LREM", keys.cmd_processing, 1, self.raw))
         return ops
+
+    def fallback(self, keys: Keys, maxlen: int) -> List[Op]:
+        """The reply could not be encoded (a bug): the sender still gets exactly one reply,
+        an error that says so, and the command still leaves ``P:cmd:processing``."""
+        log.exception("publisher could not encode the reply to %r; answering an error", self.seq)
+        reply = self.envelope.data if isinstance(self.envelope.data, dict) else {}
+        cmd_id = reply.get("id") if isinstance(reply.get("id"), str) else None
+        cmd = reply.get("cmd") if isinstance(reply.get("cmd"), str) else None
+        safe = {
+            "id": cmd_id,
+            "cmd": cmd,
+            "ok": False,
+            "ts": self.envelope.ts,
+            "error": {
+                "code": "BROKER_ERROR",
+                "message": "the engine could not encode its reply to this command; check "
+                "orders and positions before resending with a new id",
+            },
+        }
+        self.envelope = Envelope(
+            type="reply", data=safe, run=self.envelope.run, seq=self.envelope.seq,
+            ts=self.envelope.ts, v=self.envelope.v,
+        )  # fmt: skip
+        return ReplyEvent.build(self, keys, maxlen)
 
 
 _QUOTE_FORMAT = (
@@ -237,12 +372,22 @@ class Publisher:
         on_reconnect: Optional[Callable[[], None]] = None,
         client_factory: Optional[Callable[[], "redis.Redis"]] = None,
         on_removed: Optional[Callable[[bytes], None]] = None,
+        stream_budget_bytes: int = 0,
     ) -> None:
         self.keys = keys
         self.on_removed = on_removed  # told each raw command removed from P:cmd:processing
         self.capacity = capacity
         self.hard_capacity = capacity * 10
         self.maxlen = stream_maxlen
+        #: the memory budget of P:events (0: none, only ``stream_maxlen``)
+        self.budget: Optional[StreamBudget] = (
+            StreamBudget(stream_budget_bytes, stream_maxlen) if stream_budget_bytes > 0 else None
+        )
+        self._budget_seeded = False
+        #: the oldest P:events id the writer has not committed yet (None: no writer group),
+        #: refreshed every FLOOR_EVERY_S; entries older than it are trimmed (XTRIM MINID)
+        self._floor: Optional[Any] = None
+        self._floor_at = 0.0
         self.on_reconnect = on_reconnect
         self._url = redis_url
         self._factory = client_factory or (
@@ -368,6 +513,11 @@ class Publisher:
                             self.on_reconnect()
                     ever_connected = True
                     self.connected = True
+                    if self.budget is not None and not self._budget_seeded:
+                        self._seed_budget(client)
+                if self.budget is not None and time.monotonic() - self._floor_at >= FLOOR_EVERY_S:
+                    self._floor = writer_floor(client, self.keys.events)
+                    self._floor_at = time.monotonic()
                 self._write(conn, batch)
                 backoff = BACKOFF_FIRST_S
                 with self._cond:
@@ -404,17 +554,56 @@ class Publisher:
         if client is not None:
             client.close()
 
+    def _seed_budget(self, client: "redis.Redis") -> None:
+        """Tell the budget what ``P:events`` holds from before this run (XLEN, and the size
+        of its newest 50 entries as the estimate of each)."""
+        length = client.xlen(self.keys.events)
+        newest = client.xrevrange(self.keys.events, count=50) if length else []
+        sizes = [sum(len(k) + len(v) for k, v in fields.items()) for _, fields in newest]
+        per = (sum(sizes) / len(sizes) if sizes else 0) + ENTRY_OVERHEAD_BYTES
+        assert self.budget is not None
+        self.budget.seed(length, length * per)
+        self._budget_seeded = True
+
     def _write(self, conn: Any, batch: List[Item]) -> None:
         """One round: every item's commands in one write, then their replies."""
-        commands: List[Op] = []
+        packed: List[Any] = []
+        count = 0
         top = -1
+        entries = 0  # stream entries added this round, and their bytes (for the budget)
+        nbytes = 0
         for item in batch:
-            commands.extend(item.ops(self.keys, self.maxlen))
+            # Each item is packed on its own: one that cannot be (a bug) is dropped and
+            # logged, and costs the others in the round nothing.
+            try:
+                ops = item.ops(self.keys, self.maxlen)
+                packed.extend(conn.pack_commands(ops))
+            except Exception:  # noqa: BLE001
+                log.exception("publisher could not encode item seq %s; dropped", item.seq)
+                self.dropped_events += 1
+                continue
+            count += len(ops)
             if item.seq > top:
                 top = item.seq
+            for op in ops:
+                if op[0] == b"XADD":
+                    entries += 1
+                    nbytes += len(op[-1]) + ENTRY_OVERHEAD_BYTES
+        tail: List[Op] = []
         if top >= 0:
-            commands.append(("HSET", self.keys.engine, "seq", top))
-        results = send_packed(conn, conn.pack_commands(commands), len(commands))
+            tail.append(("HSET", self.keys.engine, "seq", top))
+        if self.budget is not None and entries:
+            self.budget.add(entries, nbytes)
+            # What the writer has committed goes at once; the byte budget is the hard cap for
+            # what it has not (a writer down for long: the oldest go, and it records the gap).
+            if self._floor is not None:
+                tail.append(("XTRIM", self.keys.events, "MINID", "~", self._floor))
+            tail.append(("XTRIM", self.keys.events, "MAXLEN", "~", self.budget.maxlen))
+        if tail:
+            packed.extend(conn.pack_commands(tail))
+            count += len(tail)
+        # one buffer, one sendall (per-item packing would otherwise mean a syscall per item)
+        results = send_packed(conn, [b"".join(packed)], count)
         for result in results:
             if isinstance(result, Exception):
                 log.error("Redis refused a write: %s", result)

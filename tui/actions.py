@@ -13,6 +13,7 @@ APP = "app"
 MAIN = "main"
 TICKET = "ticket"
 CHART = "chart"
+JOURNAL = "journal"
 DIALOG = "dialog"
 #: Scopes whose actions the command palette offers (the others only make sense on their screen).
 PALETTE_SCOPES = (APP, MAIN)
@@ -66,6 +67,15 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "chart",
         "Chart",
         "Open the candle chart of the selected code.",
+        group="View",
+    ),
+    ActionSpec(
+        "journal",
+        "J",
+        "journal",
+        "Journal",
+        "Open the trading journal: today's fills with fees, tax and realised P&L, daily P&L bars.",
+        show=False,
         group="View",
     ),
     ActionSpec(
@@ -279,6 +289,60 @@ SCREEN_ACTIONS: tuple[ActionSpec, ...] = (
         "Show more candles.",
         CHART,
         group="Chart",
+    ),
+    ActionSpec(
+        "chart_ma",
+        "a",
+        "toggle('ma')",
+        "MA",
+        "Moving averages 5/20/60/120 on or off.",
+        CHART,
+        group="Chart",
+    ),
+    ActionSpec(
+        "chart_volume",
+        "v",
+        "toggle('volume')",
+        "Volume",
+        "Volume bars under the candles on or off (red: rising candle, blue: falling).",
+        CHART,
+        group="Chart",
+    ),
+    ActionSpec(
+        "chart_vwap",
+        "w",
+        "toggle('vwap')",
+        "VWAP",
+        "VWAP (volume-weighted average price of each day) on intraday charts, on or off.",
+        CHART,
+        group="Chart",
+    ),
+    ActionSpec(
+        "chart_bollinger",
+        "B",
+        "toggle('bollinger')",
+        "Bollinger",
+        "Bollinger bands (20 candles, 2 standard deviations) on or off.",
+        CHART,
+        group="Chart",
+    ),
+    ActionSpec(
+        "journal_back",
+        "escape,q",
+        "app.pop_screen",
+        "Back",
+        "Back to the main screen.",
+        JOURNAL,
+        group="Journal",
+    ),
+    ActionSpec(
+        "journal_reload",
+        "r",
+        "reload",
+        "Reload",
+        "Read the journal from the database again.",
+        JOURNAL,
+        group="Journal",
     ),
     ActionSpec(
         "confirm_yes",

@@ -421,6 +421,11 @@ class KiwoomConsole(TriggerActions, App[None]):
             danger=False,
         )
 
+    def action_journal(self) -> None:
+        from .screens.journal import JournalScreen
+
+        self.push_screen(JournalScreen())
+
     def action_chart(self) -> None:
         from .screens.chart import ChartScreen
 

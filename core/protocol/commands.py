@@ -22,8 +22,9 @@ from .errors import (
 from .events import BUY, KINDS, LIMIT, MARKET, SELL
 from .triggers import SIM_PRICE, TRIGGER_COMMANDS, parse_bracket, parse_trigger_args, sim_price_args
 
-ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-ORDER_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# Used with ``fullmatch``: ``$`` alone would let a trailing newline through ("n2\n").
+ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+ORDER_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 #: Largest quantity and price the parser accepts (far above anything real; risk limits are tighter).
 MAX_QTY = 100000000
@@ -31,6 +32,14 @@ MAX_PRICE = 100000000
 MAX_CODES = 2000
 MAX_TTL_MS = 86400000
 MAX_RAW_BYTES = 65536
+#: An oversized command up to this size is still read for its id, so that its error goes to
+#: its reply list (Redis itself refuses bulks over ``proto-max-bulk-len``, 1 MB in redis.conf).
+MAX_ID_READ_BYTES = 4 * 1024 * 1024
+#: Default for ``[engine] max_clock_ahead_ms``: a ``ts`` further ahead of the Redis clock is refused.
+MAX_CLOCK_AHEAD_MS = 60000
+#: Candles one ``history`` command may ask for (Kiwoom pages 600-900 rows per TR request).
+MAX_HISTORY_COUNT = 5000
+HISTORY_INTERVALS = ("1d", "1m")
 
 ORDER_COMMANDS = ("buy", "sell")
 COMMANDS = (
@@ -45,6 +54,7 @@ COMMANDS = (
     "snapshot",
     "halt",
     "resume",
+    "history",
     "trigger_add",
     "trigger_cancel",
     "trigger_modify",
@@ -75,6 +85,7 @@ ARGUMENTS = {
     "snapshot": (),
     "halt": ("cancel_open",),
     "resume": (),
+    "history": ("code", "interval", "count"),
     "trigger_add": (
         "code",
         "side",
@@ -117,6 +128,8 @@ class Command:
     order_id: Optional[str] = None
     codes: Tuple[str, ...] = ()
     cancel_open: bool = False
+    interval: Optional[str] = None
+    count: Optional[int] = None
     #: The arguments of trigger_add / trigger_cancel / trigger_modify (core.protocol.triggers).
     args: Optional[Dict[str, Any]] = None
     #: A buy's bracket: prices, or percent from the fill price.
@@ -168,12 +181,17 @@ def _is_int(value: Any) -> bool:
 
 
 def _show(value: Any) -> str:
-    """A short rendering of a bad value for an error message."""
+    """A short rendering of a bad value for an error message, always encodable as UTF-8.
+
+    Korean stays readable; a lone surrogate (``"\\ud800"`` sent as a JSON escape) is shown
+    as its escape text, never echoed as it is: an unencodable character in a reply would
+    stop the reply (and, before, the whole publish round) from being written."""
     try:
         text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    text = text if len(text) <= 40 else text[:37] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class _Checker:
@@ -205,7 +223,7 @@ class _Checker:
                 raise self.fail(name, "{} is required ({})".format(name, what))
             return None
         value = self.obj[name]
-        if not isinstance(value, str) or not pattern.match(value):
+        if not isinstance(value, str) or not pattern.fullmatch(value):
             raise self.fail(name, "{} must be {}, got {}".format(name, what, _show(value)))
         return value
 
@@ -231,6 +249,7 @@ def _decode_object(raw: Union[bytes, bytearray, str, Dict[str, Any]]) -> Dict[st
             raise ProtocolError(
                 BAD_JSON,
                 "command is too long ({} bytes, at most {})".format(len(raw), MAX_RAW_BYTES),
+                cmd_id=_oversized_id(raw),
             )
         try:
             raw = bytes(raw).decode("utf-8")
@@ -259,6 +278,43 @@ def _decode_object(raw: Union[bytes, bytearray, str, Dict[str, Any]]) -> Dict[st
     return obj
 
 
+def _oversized_id(raw: Union[bytes, bytearray]) -> Optional[str]:
+    """The top-level ``id`` of a command too long to run, so that its refusal reaches its
+    reply list; None when it cannot be read (not JSON, no valid id, or beyond
+    :data:`MAX_ID_READ_BYTES`). Only the top level counts: an ``id`` nested in a value must not
+    address someone else's reply list."""
+    if len(raw) > MAX_ID_READ_BYTES:
+        return None
+    try:
+        obj = json.loads(bytes(raw).decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None
+    cmd_id = obj.get("id") if isinstance(obj, dict) else None
+    if isinstance(cmd_id, str) and ID_RE.fullmatch(cmd_id):
+        return cmd_id
+    return None
+
+
+def check_clock_ahead(
+    command: "Command", server_now_ms: int, max_ahead_ms: int = MAX_CLOCK_AHEAD_MS
+) -> Optional[ProtocolError]:
+    """INVALID_ARGUMENT when the command's ``ts`` is more than ``max_ahead_ms``
+    (``[engine] max_clock_ahead_ms``) ahead of the Redis server's clock, else None."""
+    if command.ts is None or command.ts - server_now_ms <= max_ahead_ms:
+        return None
+    return ProtocolError(
+        INVALID_ARGUMENT,
+        "ts is {:,} ms ahead of the Redis server's clock (at most {:,} allowed by [engine] "
+        "max_clock_ahead_ms): the sending machine's clock is wrong (or ts is not in "
+        "milliseconds since the epoch); set its clock right; not run".format(
+            command.ts - server_now_ms, max_ahead_ms
+        ),
+        field="ts",
+        cmd_id=command.id,
+        cmd=command.cmd,
+    )
+
+
 def parse_command(raw: Union[bytes, bytearray, str, Dict[str, Any]]) -> Command:
     """Validate one command. Raises only :class:`ProtocolError` (with ``cmd_id`` set when readable)."""
     try:
@@ -276,7 +332,7 @@ def _parse(raw: Union[bytes, bytearray, str, Dict[str, Any]]) -> Command:
 
     # The id first, so that every later error can be addressed to the sender.
     cmd_id = obj.get("id")
-    if cmd_id is not None and (not isinstance(cmd_id, str) or not ID_RE.match(cmd_id)):
+    if cmd_id is not None and (not isinstance(cmd_id, str) or not ID_RE.fullmatch(cmd_id)):
         raise ProtocolError(
             INVALID_ARGUMENT,
             "id must be 1-64 characters of letters, digits and _ . : -, got {}".format(
@@ -356,7 +412,30 @@ def _parse(raw: Union[bytes, bytearray, str, Dict[str, Any]]) -> Command:
                 "cancel_open must be true or false, got {}".format(_show(cancel_open)),
             )
         fields["cancel_open"] = cancel_open
+    elif cmd_name == "history":
+        fields.update(_parse_history(check))
     return Command(**fields)
+
+
+def _parse_history(check: _Checker) -> Dict[str, Any]:
+    interval = check.obj.get("interval", "1d")
+    if interval not in HISTORY_INTERVALS:
+        raise check.fail(
+            "interval",
+            "interval must be {}, got {}".format(" or ".join(HISTORY_INTERVALS), _show(interval)),
+        )
+    count = check.int_field(
+        "count",
+        1,
+        MAX_HISTORY_COUNT,
+        False,
+        "a number of candles from 1 to {}".format(MAX_HISTORY_COUNT),
+    )
+    return {
+        "code": check.code_field("code", True),
+        "interval": interval,
+        "count": count if count is not None else (250 if interval == "1d" else 390),
+    }
 
 
 def _parse_order(check: _Checker) -> Dict[str, Any]:

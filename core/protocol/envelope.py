@@ -25,6 +25,7 @@ EVENT_TYPES = (
     "status",
     "log",
     "reply",
+    "candles",
     "trigger",
 )
 
@@ -40,6 +41,7 @@ TOPIC_OF_TYPE = {
     "status": "status",
     "log": "log",
     "reply": "reply",
+    "candles": "candles",
     "trigger": "trigger",
 }
 

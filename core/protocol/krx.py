@@ -29,7 +29,7 @@ CODE_RE = re.compile(r"^[0-9A-Z]{6}$")
 
 def is_valid_code(code: object) -> bool:
     """A KRX short code: six characters, digits or capital letters (``005930``, ``0001A0``)."""
-    return isinstance(code, str) and bool(CODE_RE.match(code))
+    return isinstance(code, str) and bool(CODE_RE.fullmatch(code))
 
 
 def normalize_code(raw: str) -> str:

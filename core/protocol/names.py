@@ -15,11 +15,14 @@ TOPICS: Tuple[str, ...] = (
     "status",
     "log",
     "reply",
+    "candles",
     "trigger",
 )
 
 #: Seconds a reply list lives before Redis drops it.
 REPLY_TTL_S = 300
+#: The writer's consumer group on ``P:events`` (the engine trims only what it has committed).
+WRITER_GROUP = "writer"
 #: Number of surge alerts kept in ``P:state:surge``.
 SURGE_KEEP = 200
 #: Default stream trim length for ``P:events``.

@@ -2,7 +2,8 @@
 
 Flags win over the environment (``KC_REDIS_URL``, ``KC_DATABASE_URL``, ``KC_PREFIX`` …), which
 wins over ``config.toml``. Passwords come from ``KC_REDIS_PASSWORD`` / ``KC_DATABASE_PASSWORD``
-or a URL given on the command line; they are never logged.
+(or the ``password_file`` keys), merged into ``--redis`` / ``--dsn`` as into the configured
+URLs; a URL holding a password is refused (it would show in ``ps``). They are never logged.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import Mapping
 
 from core.config import ConfigError, load_config
 
@@ -43,6 +45,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def settings_of(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> WriterSettings:
+    """The writer's settings from the flags, the environment and the file (one credential
+    merge for every entry point: :meth:`core.config.Config.redis_url_with_auth`)."""
+    cfg = load_config(
+        args.config,
+        environ=environ,
+        overrides={
+            # URLs go through the config like every entry point's, so the credentials
+            # from the environment (KC_REDIS_PASSWORD, KC_REDIS__USERNAME,
+            # KC_DATABASE_PASSWORD) are merged in and a password in a flag is refused.
+            "redis.url": args.redis,
+            "database.url": args.dsn,
+            "redis.prefix": args.prefix,
+            "writer.consumer": args.consumer,
+            "writer.batch_rows": args.batch_rows,
+            "writer.batch_ms": args.batch_ms,
+        },
+    )
+    return WriterSettings.from_config(
+        cfg,
+        db_schema=args.schema,
+        sink=args.sink,
+        claim_idle_ms=args.claim_idle_ms,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
@@ -51,26 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        cfg = load_config(
-            args.config,
-            overrides={
-                "redis.prefix": args.prefix,
-                "writer.consumer": args.consumer,
-                "writer.batch_rows": args.batch_rows,
-                "writer.batch_ms": args.batch_ms,
-            },
-        )
+        settings = settings_of(args)
     except ConfigError as exc:
         print(f"kc writer: {exc}", file=sys.stderr)
         return 2
-    settings = WriterSettings.from_config(
-        cfg,
-        redis_url=args.redis,
-        dsn=args.dsn,
-        db_schema=args.schema,
-        sink=args.sink,
-        claim_idle_ms=args.claim_idle_ms,
-    )
     if not settings.dsn:
         print("kc writer: no database: give --dsn or set [database] url", file=sys.stderr)
         return 2

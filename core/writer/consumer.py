@@ -40,6 +40,7 @@ from redis import exceptions as rexc
 
 from core.config import Config, redact
 from core.protocol import Keys
+from core.protocol.names import WRITER_GROUP
 
 from . import schema, timescale
 from .batching import Batch, BatchPolicy, DeadLetter
@@ -49,7 +50,7 @@ from .tables import Poison
 
 log = logging.getLogger("core.writer")
 
-GROUP = "writer"
+GROUP = WRITER_GROUP
 
 #: Entries asked for by the first read, before the rows an entry brings are known.
 FIRST_READ_COUNT = 50
@@ -77,6 +78,20 @@ DB_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.OperatorInterventionError,
+    # A wrong password or user, or a database that does not exist: the writer waits in
+    # db_down with the reason in last_error and retries with backoff (someone may fix the
+    # secret or create the database), instead of crashing at start with a traceback.
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.exceptions.InvalidCatalogNameError,
+)
+#: What to tell the operator after the server's own words, for errors they must fix.
+_DB_HINTS: tuple[tuple[type[BaseException], str], ...] = (
+    (
+        asyncpg.InvalidAuthorizationSpecificationError,
+        "check the user in [database] url and the password in KC_DATABASE_PASSWORD or "
+        "[database] password_file",
+    ),
+    (asyncpg.exceptions.InvalidCatalogNameError, "check the database name in [database] url"),
 )
 #: Errors about the data itself: write the entries one by one, dead-letter the bad ones.
 DB_DATA_ERRORS: tuple[type[BaseException], ...] = (
@@ -309,6 +324,11 @@ class Writer:
     async def _connect(self) -> asyncpg.Connection:
         conn = await asyncpg.connect(self.settings.dsn, timeout=self.settings.connect_timeout_s)
         try:
+            # Exactly-once needs a commit to be durable before the entries are acknowledged
+            # in Redis: with the server (or the DSN, or the role) at synchronous_commit=off an
+            # immediate restart lost 9 acknowledged envelopes. The writer's own session
+            # overrides whatever the server says.
+            await conn.execute("SET synchronous_commit TO on")
             await schema.use_schema(conn, self.settings.db_schema)
         except BaseException:
             await close_quietly(conn)
@@ -338,7 +358,8 @@ class Writer:
     async def _db_trouble(self, exc: BaseException, doing: str) -> None:
         self.stats.db_errors += 1
         self.state = DB_DOWN
-        self._error(f"database: {doing}: {type(exc).__name__}: {exc}")
+        hint = next((h for kind, h in _DB_HINTS if isinstance(exc, kind)), "")
+        self._error(f"database: {doing}: {exc} ({type(exc).__name__}){'; ' + hint if hint else ''}")
         await close_quietly(self._db)
         self._db = None
         with contextlib.suppress(Exception):
@@ -795,18 +816,25 @@ class Writer:
     # --- health ---------------------------------------------------------------------------
 
     def _update_lag(self, stream: dict, group: dict) -> None:
-        """Entries not yet written: undelivered (the group's ``lag``, bounded by the stream's
-        length, which Redis 7.0 overstates after trims) plus delivered but unacknowledged."""
+        """Entries not yet written: undelivered plus delivered but unacknowledged.
+
+        Undelivered is decided from what the group has delivered against the stream's last
+        id: nothing when the delivered id is at (or past) the last entry, whatever the group's
+        ``lag`` says (after a trim past the group Redis 7.0 keeps reporting the trimmed count
+        there forever); the whole stream when its first entry is past the delivered id (a trim
+        gap); else the group's ``lag`` bounded by the length (the length when Redis has none)."""
         length = int(stream.get("length") or 0)
         pending = int(group.get("pending") or 0)
-        lag = group.get("lag")
-        if lag is not None:
-            undelivered = min(int(lag), length)
+        delivered = stream_id_key(_text(group.get("last-delivered-id") or "0-0"))
+        last = stream.get("last-entry")
+        first = stream.get("first-entry")
+        if not length or not last or stream_id_key(_text(last[0])) <= delivered:
+            undelivered = 0
+        elif first and stream_id_key(_text(first[0])) > delivered:
+            undelivered = length
         else:
-            last = stream.get("last-entry")
-            delivered = _text(group.get("last-delivered-id") or "0-0")
-            behind = last and stream_id_key(_text(last[0])) > stream_id_key(delivered)
-            undelivered = length if behind else 0
+            lag = group.get("lag")
+            undelivered = length if lag is None else min(int(lag), length)
         self._lag_entries = undelivered + pending
 
     async def _publish_health(self, force: bool = False) -> None:
@@ -829,7 +857,12 @@ class Writer:
                 pipe.xinfo_stream(self.keys.events)
                 pipe.xinfo_groups(self.keys.events)
                 pipe.xpending(self.keys.events, GROUP)
-                (sec, usec), stream, groups, pend = await pipe.execute()
+                try:
+                    (sec, usec), stream, groups, pend = await pipe.execute()
+                except rexc.ResponseError:
+                    # No stream or group yet (e.g. db_down before the group was made): the
+                    # state and last_error below must still reach kc status.
+                    groups = []
                 group = next((g for g in groups if _text(g.get("name")) == GROUP), None)
                 if group is not None:
                     self._update_lag(stream, group)

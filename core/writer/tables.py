@@ -155,6 +155,20 @@ ENGINE_STATUS = _table(
     ("data", "jsonb"),
 )
 
+CANDLE_HISTORY = _table(
+    "candle_history",
+    ("code", "interval", "source", "bucket"),
+    ("code", "text"),
+    ("interval", "text"),
+    ("source", "text"),
+    ("bucket", "timestamptz"),
+    ("open", "int8"),
+    ("high", "int8"),
+    ("low", "int8"),
+    ("close", "int8"),
+    ("volume", "int8"),
+)
+
 TRIGGERS = _table(
     "triggers",
     ("run", "seq"),
@@ -185,6 +199,7 @@ EVENT_TABLES: tuple[Table, ...] = (
     COMMANDS,
     ENGINE_LOGS,
     ENGINE_STATUS,
+    CANDLE_HISTORY,
     TRIGGERS,
 )
 BY_NAME: dict[str, Table] = {t.name: t for t in EVENT_TABLES}
@@ -510,6 +525,33 @@ def _status(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
     return [(ENGINE_STATUS, row)]
 
 
+def _candles(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
+    """A ``candles`` event (``history`` command): one row per candle
+    ``[start_ms, open, high, low, close, volume]``."""
+    d = env.data
+    code, interval, source = _code(d), _str(d, "interval"), _str(d, "source")
+    if interval not in ("1d", "1m"):
+        raise Poison(f"interval must be 1d or 1m, got {interval!r}")
+    candles = d.get("candles")
+    if not isinstance(candles, list):
+        raise Poison(f"candles must be a list, got {candles!r:.60}")
+    rows = []
+    for c in candles:
+        if (
+            not isinstance(c, list) or len(c) != 6 or not all(type(v) is int for v in c)  # noqa: E721 - bool must not pass
+        ):
+            raise Poison(
+                f"a candle must be [start_ms, open, high, low, close, volume], got {c!r:.80}"
+            )
+        start, o, h, lo, cl, v = c
+        if not lo <= min(o, cl) <= max(o, cl) <= h:
+            raise Poison(f"candle {c!r} has open/close outside its low-high range")
+        rows.append(
+            (ts, env.run, env.seq, code, interval, source, _from_ms(start), o, h, lo, cl, v)
+        )
+    return [(CANDLE_HISTORY, row) for row in rows]
+
+
 def _trigger(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
     d = env.data
     qty = d.get("qty")
@@ -549,6 +591,7 @@ _CONVERTERS: dict[str, Callable[[Envelope, datetime.datetime], list[tuple[Table,
     "reply": _reply,
     "log": _log,
     "status": _status,
+    "candles": _candles,
     "trigger": _trigger,
 }
 
@@ -567,7 +610,10 @@ def grouped_rows(env: Envelope) -> list[tuple[Table, list[tuple]]]:
     """Like :func:`rows_of`, grouped by table: ``[(table, rows), ...]``."""
     if env.type == "quotes":
         return [(QUOTES, _quote_items(env, _from_ms(env.ts)))]
-    return [(t, [row]) for t, row in rows_of(env)]
+    grouped: dict[Table, list[tuple]] = {}
+    for table, row in rows_of(env):
+        grouped.setdefault(table, []).append(row)
+    return list(grouped.items())
 
 
 def rows_of(env: Envelope) -> list[tuple[Table, tuple]]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from .base import Broker, BrokerListener
 
-BROKERS = ("sim", "kiwoom")
+BROKERS = ("sim", "kiwoom", "kiwoom_rest")
 
 
 def load_factory(spec: str) -> Any:
@@ -36,4 +36,8 @@ def create_broker(config: Any, listener: BrokerListener, name: str = "") -> Brok
 
         control = load_factory(config.engine_kiwoom.control)()
         return KiwoomBroker(listener, config, control)
+    if name == "kiwoom_rest":
+        from .kiwoom_rest import KiwoomRestBroker
+
+        return KiwoomRestBroker(listener, config)
     raise ValueError("unknown broker {!r} (known: {})".format(name, ", ".join(BROKERS)))

@@ -60,7 +60,7 @@ class ModifyRequest(NamedTuple):
 class BrokerInfo(NamedTuple):
     """What the engine reports about its broker in ``P:engine``."""
 
-    broker: str  # "sim" | "kiwoom"
+    broker: str  # "sim" | "kiwoom" | "kiwoom_rest"
     mode: str  # "sim" | "mock" (Kiwoom's mock-trading server) | "real"
     account: str  # masked
     connected: bool
@@ -165,3 +165,10 @@ class Broker(abc.ABC):
     def open_orders(self) -> List[Order]:
         """Orders the broker knows to be open right now (for cancel_all and halt)."""
         return []
+
+    # -- history ---------------------------------------------------------------------------
+    def history(self, code: str, interval: str, count: int, done: Done) -> None:
+        """Past candles of ``code``: ``done(Result.success(candles=[[start_ms, open, high,
+        low, close, volume], ...], source=...))``, oldest first, the last ``count`` complete
+        ``interval`` (``1d``/``1m``) candles before now. Brokers without history refuse."""
+        done(Result.failure("the {} broker cannot fetch past candles".format(self.name)))

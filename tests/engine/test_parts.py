@@ -214,11 +214,14 @@ def test_logs_never_carry_a_password(tmp_path, capsys):
             "cannot reach %s", "redis://engine:s3cret-pw@vm:6379/0"
         )
         logging.getLogger("engine32.test").error("url rediss://u:hunter2@h/0 refused")
+        logging.getLogger("engine32.test").error("dsn host=db password=pgpw-9 user=kc refused")
+        logging.getLogger("engine32.test").error("url %s", "redis://h/0?password=qpw-9&db=1")
     finally:
         for handler in logging.getLogger().handlers:
             handler.flush()
     text = log_file.read_text(encoding="utf-8") + capsys.readouterr().err
     assert "s3cret-pw" not in text and "hunter2" not in text
+    assert "pgpw-9" not in text and "qpw-9" not in text
     assert "redis://engine:***@vm:6379/0" in text
     logging.getLogger().handlers.clear()
 

@@ -73,7 +73,9 @@ def test_one_round_trip_take_keeps_the_rules(redis_url, redis_client):
     assert again.reply["error"]["code"] == "DUPLICATE"
     assert "running" in again.reply["error"]["message"]
     assert anon.command is not None and anon.command.id is None and not anon.remember
-    assert nl.command.id == "nl\n" and redis_client.get(keys.seen("nl\n")) == "running"
+    # a trailing newline is not part of a valid id (full match, issue 9): refused, not claimed
+    assert nl.command is None and nl.reply["error"]["code"] == "INVALID_ARGUMENT"
+    assert not redis_client.exists(keys.seen("nl\n"), keys.seen("nl"))
     # every taken command waits in P:cmd:processing until its reply is written; none is lost
     assert redis_client.llen(keys.cmd_processing) == 7 and redis_client.llen(keys.cmd) == 0
 

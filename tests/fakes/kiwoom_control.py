@@ -19,10 +19,20 @@ Hooks for tests: ``login_plan`` (per attempt: 0 ok, a negative code, or ``"never
 ``close_socket()``, ``daily_notice()``, ``trade()``, ``condition_hit()``, ``calls`` (every
 dynamicCall made) and ``violations`` (rules the caller broke, e.g. 101 codes on a screen).
 
+The order of an order's events is the real control's, as koapy's test against it records
+(tests/test_koapy.py and its tutorial's trace): OnReceiveMsg ("[100000] 모의투자 매수주문완료")
+→ OnReceiveTrData with the order number → 접수 with that number → 체결 → 잔고. The odd orders
+stay as options: ``empty_first_order_no`` (a first 접수 without its number) and
+``chejan_before_answer`` (KOA's guide: "주문건수가 폭증하는 경우 OnReceiveChejan 이벤트가
+OnReceiveTRData 이벤트보다 앞서 수신될 수 있습니다"). After -106 the process is done for:
+``CommConnect`` never answers again (koapy's dialog handler: "통신 연결이 끊겼습니다. 프로그램
+종료후 재접속 해주시기 바랍니다.").
+
 Used by the engine too: ``[engine.kiwoom] control = "tests.fakes.kiwoom_control:create_fake_control"``.
 """
 
 import collections
+import datetime
 import json
 import os
 import random
@@ -88,6 +98,17 @@ class FakeControlError(TypeError):
     """A call the real control would not accept (unknown signature, wrong argument types)."""
 
 
+#: Rows per page of the chart TRs (KOA Studio's max_repeat_count: koapy trinfo_by_code.json).
+CHART_PAGE_ROWS = {"opt10081": 600, "opt10080": 900}
+#: How much history the fake has per code (daily rows, minute rows).
+CHART_HISTORY_ROWS = {"opt10081": 1500, "opt10080": 2000}
+KST = datetime.timezone(datetime.timedelta(hours=9))
+
+
+def _tick_price(value: float) -> int:
+    return krx.snap(max(1.0, value))
+
+
 def _pad(value: int, width: int = 12) -> str:
     """GetCommData style: zero-padded, sign in front for negatives."""
     return ("-" if value < 0 else "") + str(abs(value)).zfill(width)
@@ -110,6 +131,7 @@ class FakeOrder:
         self.kind_words = kind_words or ("+매수" if side == "buy" else "-매도")
         self.filled = 0
         self.value = 0  # sum of fill price × qty
+        self.last_price = 0  # the latest fill's price (what 910 체결가 says)
         self.removed = 0  # cancelled or moved away by a modify
         self.fee = 0
         self.tax = 0
@@ -147,7 +169,9 @@ class FakeKiwoomControl(QObject):
         page_size: int = 2,
         fill_parts: int = 1,
         chejan_order: str = "natural",
-        empty_first_order_no: bool = True,
+        empty_first_order_no: bool = False,
+        credit_holdings: Optional[Dict[str, Tuple[int, int]]] = None,
+        fee_mode: str = "cumulative",
         seed: int = 7,
         login_delay_ms: int = 5,
         tr_per_second: int = 5,
@@ -162,6 +186,24 @@ class FakeKiwoomControl(QObject):
         }
         self.cash = cash
         self.holdings: Dict[str, List[int]] = {c: [q, a] for c, (q, a) in (holdings or {}).items()}
+        #: Credit lots (신용구분 "03" 유통융자), listed and reported apart from the cash lots.
+        self.credit_holdings: Dict[str, List[int]] = {
+            c: [q, a] for c, (q, a) in (credit_holdings or {}).items()
+        }
+        #: 938/939 as the order's running totals ("cumulative") or this fill's ("per_fill").
+        self.fee_mode = fee_mode
+        #: KOA's 역전현상: the first chejan comes before the order number's OnReceiveTrData.
+        self.chejan_before_answer = False
+        #: opt10075 lists only orders with an unfilled rest (as its name 미체결 says).
+        self.unfilled_only = False
+        #: Chejan events are lost (a gap in the session): the state changes, nobody hears.
+        self.mute_chejan = False
+        #: The next cancel/modify is taken (it gets a number) but refused: 확인 with this 919.
+        self.leg_refusal = ""
+        #: The process saw -106: CommConnect never answers again.
+        self.dead = False
+        #: What SendOrder returns past the order rate: -308, or -311 (KOA's OP_ERR_ORD_OVERFLOW).
+        self.order_rate_code = -308
         self.realized: Dict[str, int] = {}
         self.page_size = page_size
         self.fill_parts = fill_parts
@@ -260,7 +302,7 @@ class FakeKiwoomControl(QObject):
     def _CommConnect(self) -> int:  # noqa: N802
         self.login_attempts += 1
         plan: Union[int, str] = self.login_plan.pop(0) if self.login_plan else 0
-        if plan == "never":
+        if plan == "never" or self.dead:
             return 0  # the login window waits for someone who is not there
 
         def answer() -> None:
@@ -287,10 +329,21 @@ class FakeKiwoomControl(QObject):
     def close_socket(self, notify: bool = True) -> None:
         """The connection drops (-106): registrations are gone; ``notify`` sends OnEventConnect(-106)."""
         self.connected = False
+        self.dead = True
         self.screens.clear()
         self._outbox.clear()
         if notify:
             self._later(lambda: self.OnEventConnect.emit(-106))
+
+    def drop_after(self, ms: int) -> None:
+        """The daily maintenance disconnect, compressed: ``ms`` after each login the socket
+        closes with -106 (an "overnight" run in seconds)."""
+
+        def arm(err: int) -> None:
+            if err == 0:
+                QTimer.singleShot(ms, self.close_socket)
+
+        self.OnEventConnect.connect(arm)
 
     def daily_notice(self) -> None:
         """Kiwoom's daily server restart: a message, then the socket closes without a word."""
@@ -344,10 +397,13 @@ class FakeKiwoomControl(QObject):
             "opw00018": self._tr_balance,
             "opw00001": self._tr_deposit,
             "opt10075": self._tr_orders,
+            "opt10076": self._tr_history,
+            "opt10081": lambda: self._tr_chart(trcode, inputs),
+            "opt10080": lambda: self._tr_chart(trcode, inputs),
         }.get(trcode)
         if builder is None:
             return -201
-        if inputs.get("계좌번호") not in self.accounts:
+        if trcode not in CHART_PAGE_ROWS and inputs.get("계좌번호") not in self.accounts:
             self._later(
                 lambda: self.OnReceiveMsg.emit(screen, rqname, trcode, "[-340] 계좌정보가 없습니다")
             )
@@ -356,10 +412,11 @@ class FakeKiwoomControl(QObject):
             more = False
         else:
             single, all_rows = builder()
+            size = CHART_PAGE_ROWS.get(trcode, self.page_size)
             start = self._cursor.get(trcode, 0) if prev_next == 2 else 0
-            rows = all_rows[start : start + self.page_size]
-            more = start + self.page_size < len(all_rows)
-            self._cursor[trcode] = start + self.page_size
+            rows = all_rows[start : start + size]
+            more = start + size < len(all_rows)
+            self._cursor[trcode] = start + size
 
         def answer() -> None:
             self._tr_current[rqname] = (single, rows)
@@ -391,7 +448,9 @@ class FakeKiwoomControl(QObject):
     def _tr_balance(self) -> Tuple[Dict[str, str], List[Dict[str, str]]]:
         rows = []
         cost = value = 0
-        for code, (qty, avg) in self.holdings.items():
+        lots = [(c, q, a, "00") for c, (q, a) in self.holdings.items()]
+        lots += [(c, q, a, "03") for c, (q, a) in self.credit_holdings.items()]
+        for code, qty, avg, credit in lots:
             if qty <= 0:
                 continue
             name, _, last = self.stocks[code]
@@ -402,6 +461,7 @@ class FakeKiwoomControl(QObject):
                 "종목번호": "A" + code, "종목명": " " + name + "   ", "보유수량": _pad(qty), "매입가": _pad(avg),
                 "현재가": _pad(last), "평가손익": _pad(pnl), "매매가능수량": _pad(qty),
                 "수익률(%)": "{:.2f}".format(pnl * 100.0 / (avg * qty) if avg else 0.0),
+                "신용구분": credit, "신용구분명": "" if credit == "00" else "유통융자",
             })  # fmt: skip
         single = {"총매입금액": _pad(cost, 15), "총평가금액": _pad(value, 15), "총평가손익금액": _pad(value - cost, 15),
                   "추정예탁자산": _pad(self.cash + value, 15)}  # fmt: skip
@@ -415,6 +475,8 @@ class FakeKiwoomControl(QObject):
     def _tr_orders(self) -> Tuple[Dict[str, str], List[Dict[str, str]]]:
         rows = []
         for order in self.orders.values():
+            if self.unfilled_only and order.open_qty <= 0:
+                continue
             rows.append({
                 "주문번호": order.no, "종목코드": order.code, "종목명": self.stocks[order.code][0],
                 "주문수량": str(order.qty), "주문가격": str(order.price), "미체결수량": str(order.open_qty),
@@ -423,6 +485,65 @@ class FakeKiwoomControl(QObject):
                 "매매구분": "시장가" if order.hoga == "03" else "보통",
             })  # fmt: skip
         return {}, rows
+
+    def _tr_history(self) -> Tuple[Dict[str, str], List[Dict[str, str]]]:
+        """opt10076 체결요청: every order of today (koapy trinfo_by_code.json: its outputs)."""
+        rows = []
+        for order in self.orders.values():
+            rows.append({
+                "주문번호": order.no, "종목명": self.stocks[order.code][0], "주문구분": order.kind_words,
+                "주문가격": str(order.price), "주문수량": str(order.qty), "체결가": str(order.avg) if order.filled else "",
+                "체결량": str(order.filled), "미체결수량": str(order.open_qty), "당일매매수수료": str(order.fee),
+                "당일매매세금": str(order.tax), "주문상태": "거부" if order.rejected else order.state,
+                "매매구분": "시장가" if order.hoga == "03" else "보통", "원주문번호": order.orig or "0000000",
+                "주문시간": "090000", "종목코드": order.code,
+            })  # fmt: skip
+        return {}, rows
+
+    def _tr_chart(
+        self, trcode: str, inputs: Dict[str, str]
+    ) -> Tuple[Dict[str, str], List[Dict[str, str]]]:
+        """Daily (opt10081) or one-minute (opt10080) candles, newest first, today's forming
+        candle on top, as the real control sends them: zero-padded daily prices, signed minute
+        prices (+/- against the previous close), 일자 YYYYMMDD / 체결시간 YYYYMMDDHHMMSS."""
+        code = inputs.get("종목코드", "")
+        if code not in self.stocks:
+            return {"종목코드": code}, []
+        base = self.stocks[code][1]
+        rng = random.Random("{}:{}".format(code, trcode))
+        now = datetime.datetime.now(KST)
+        rows: List[Dict[str, str]] = []
+        close = base
+        if trcode == "opt10081":
+            day = now.date()
+            for _ in range(CHART_HISTORY_ROWS[trcode]):
+                while day.weekday() >= 5:
+                    day -= datetime.timedelta(days=1)
+                o = _tick_price(close * (1 + rng.uniform(-0.01, 0.01)))
+                rows.append({"종목코드": code if not rows else "", "일자": day.strftime("%Y%m%d"),
+                             "현재가": _pad(close), "시가": _pad(o), "고가": _pad(max(o, close) + 100),
+                             "저가": _pad(max(1, min(o, close) - 100)), "거래량": _pad(rng.randint(1, 9) * 10000)})  # fmt: skip
+                close = _tick_price(close / (1 + rng.uniform(-0.02, 0.02)))
+                day -= datetime.timedelta(days=1)
+        else:
+            minute = now.replace(second=0, microsecond=0)
+            for _ in range(CHART_HISTORY_ROWS[trcode]):
+                while (
+                    not datetime.time(9, 0) <= minute.time() <= datetime.time(15, 30)
+                    or minute.weekday() >= 5
+                ):
+                    minute -= datetime.timedelta(minutes=1)
+                o = _tick_price(close * (1 + rng.uniform(-0.001, 0.001)))
+
+                def sign(p: int) -> str:
+                    return ("+" if p >= base else "-") + str(p)
+
+                rows.append({"현재가": sign(close), "시가": sign(o), "고가": sign(max(o, close)),
+                             "저가": sign(min(o, close)), "거래량": str(rng.randint(1, 900)),
+                             "체결시간": minute.strftime("%Y%m%d%H%M%S")})  # fmt: skip
+                close = _tick_price(close / (1 + rng.uniform(-0.002, 0.002)))
+                minute -= datetime.timedelta(minutes=1)
+        return {"종목코드": code}, rows
 
     def orderable(self) -> int:
         reserved = sum(o.open_qty * (o.price or self.stocks[o.code][2]) for o in self.orders.values()
@@ -443,7 +564,7 @@ class FakeKiwoomControl(QObject):
         if order_type not in (1, 2, 3, 4, 5, 6) or qty < 0 or price < 0:
             return -300
         if not self._rate_ok(self._order_times, self.orders_per_second):
-            return -308
+            return self.order_rate_code
         trcode = "KOA_NORMAL_{}_KP_ORD".format("BUY" if order_type in (1, 3, 5) else "SELL")
         side = "buy" if order_type in (1, 3, 5) else "sell"
         problem = self._order_problem(order_type, code, side, qty, price, hoga, orig)
@@ -466,17 +587,35 @@ class FakeKiwoomControl(QObject):
                 events.append(self._order_event(order, "거부"))
             else:
                 events.extend(self._match(order))
-            self._later(
-                lambda: self.OnReceiveMsg.emit(
-                    screen, rqname, trcode, "[00Z112] 모의투자 정상처리 되었습니다"
-                )
-            )
-            self._emit_chejan(events[:1])
-            self._later(lambda: self._answer_order(screen, rqname, trcode, no))
-            self._emit_chejan(events[1:])
+            words = "[100000] 모의투자 {}주문완료".format("매수" if side == "buy" else "매도")
+            self._later(lambda: self.OnReceiveMsg.emit(screen, rqname, trcode, words))
+            if self.chejan_before_answer:
+                self._emit_chejan(events[:1])
+                self._later(lambda: self._answer_order(screen, rqname, trcode, no))
+                self._emit_chejan(events[1:])
+            else:
+                self._later(lambda: self._answer_order(screen, rqname, trcode, no))
+                self._emit_chejan(events)
             return 0
         target = self.orders[orig]
         take = qty if qty > 0 else target.open_qty
+        words = "[100000] 모의투자 {}주문완료".format("취소" if order_type in (3, 4) else "정정")
+        self._later(lambda: self.OnReceiveMsg.emit(screen, rqname, trcode, words))
+        if self.leg_refusal:
+            # Taken, then refused at the exchange: the leg's 확인 carries 919; the parent stays.
+            reason, self.leg_refusal = self.leg_refusal, ""
+            kind = ("매수" if side == "buy" else "매도") + (
+                "취소" if order_type in (3, 4) else "정정"
+            )
+            leg = FakeOrder(no, code, side, take, price if order_type in (5, 6) else 0, "00", orig,
+                            kind if order_type in (3, 4) else ("+" if side == "buy" else "-") + kind)  # fmt: skip
+            leg.removed = take
+            self.orders[no] = leg
+            confirm = self._order_event(leg, "확인")
+            confirm[1][919] = reason
+            self._later(lambda: self._answer_order(screen, rqname, trcode, no))
+            self._emit_chejan([self._order_event(leg, "접수"), confirm])
+            return 0
         if order_type in (3, 4):
             leg = FakeOrder(
                 no, code, side, take, 0, "00", orig, "매수취소" if side == "buy" else "매도취소"
@@ -533,11 +672,15 @@ class FakeKiwoomControl(QObject):
             if side == "sell" and qty > held - selling:
                 return "[800100] 모의투자 매도가능수량이 부족합니다"
             return ""
+        # Words of the mock server (blueswamp.tistory.com, "OnReceiveMsg 모의투자 코드 번호":
+        # RC4033, RC4042) and of the issue's trace ([00Z924]).
         target = self.orders.get(orig)
         if target is None or target.code != code or target.side != side or target.open_qty <= 0:
-            return "[800040] 모의투자 취소/정정 가능수량이 없습니다"
+            return "[RC4033] 모의투자 정정/취소할 수량이 없습니다"
         if qty > target.open_qty:
-            return "[800041] 모의투자 취소/정정 수량이 미체결수량을 초과합니다"
+            if order_type in (3, 4):
+                return "[00Z924] 모의투자 취소수량이 취소가능수량을 초과합니다"
+            return "[RC4042] 모의투자 정정수량이 정정가능수량을 초과합니다"
         if order_type in (5, 6) and not krx.is_on_tick(price):
             return "[505217] 주문가격이 호가단위에 맞지 않습니다"
         return ""
@@ -578,6 +721,7 @@ class FakeKiwoomControl(QObject):
         tax = krx.sell_tax(value, TAX_PCT) if order.side == "sell" else 0
         order.filled += qty
         order.value += value
+        order.last_price = price
         order.fee += fee
         order.tax += tax
         order.state = "체결"
@@ -594,6 +738,8 @@ class FakeKiwoomControl(QObject):
             self.cash += value - fee - tax
         event = self._order_event(order, "체결")
         event[1].update({914: str(price), 915: str(qty)})
+        if self.fee_mode == "per_fill":
+            event[1].update({938: str(fee), 939: str(tax)})
         return [event, self._balance_event(order.code)]
 
     def _order_event(
@@ -605,7 +751,8 @@ class FakeKiwoomControl(QObject):
             302: name, 913: status, 900: str(order.qty), 901: str(order.price), 902: str(max(order.open_qty, 0)),
             904: order.orig or "0000000", 905: order.kind_words, 906: "시장가" if order.hoga == "03" else "보통",
             907: "2" if order.side == "buy" else "1", 908: time.strftime("%H%M%S"),
-            910: str(order.avg) if order.filled else "", 911: str(order.filled) if order.filled else "",
+            910: str(order.last_price) if order.filled else "", 911: str(order.filled) if order.filled else "",
+            903: str(order.value),
             914: "", 915: "", 938: str(order.fee), 939: str(order.tax), 919: order.rejected if status == "거부" else "",
             10: ("+" if last >= base else "-") + str(last),
         }  # fmt: skip
@@ -615,10 +762,21 @@ class FakeKiwoomControl(QObject):
         name, base, last = self.stocks[code]
         qty, avg = self.holdings.get(code, [0, 0])
         fields = {9201: self.accounts[0], 9001: "A" + code, 302: name, 10: ("+" if last >= base else "-") + str(last),
-                  930: str(qty), 931: str(avg), 933: str(qty), 950: str(self.realized.get(code, 0))}  # fmt: skip
+                  930: str(qty), 931: str(avg), 933: str(qty), 950: str(self.realized.get(code, 0)),
+                  917: "00", 990: str(self.realized.get(code, 0)), 992: "0"}  # fmt: skip
         return "1", fields
 
+    def credit_balance_event(self, code: str) -> None:
+        """A balance event about the credit lot of ``code`` (917 신용구분 "03")."""
+        name, base, last = self.stocks[code]
+        qty, avg = self.credit_holdings.get(code, [0, 0])
+        fields = {9201: self.accounts[0], 9001: "A" + code, 302: name, 10: "+" + str(last), 930: str(qty),
+                  931: str(avg), 933: str(qty), 950: "0", 917: "03", 990: "0", 992: "0"}  # fmt: skip
+        self._emit_chejan([("1", fields)])
+
     def _emit_chejan(self, events: List[Tuple[str, Dict[int, str]]]) -> None:
+        if self.mute_chejan:
+            return
         events = list(events)
         if self.chejan_order == "reversed":
             events.reverse()
@@ -778,4 +936,7 @@ def create_fake_control() -> FakeKiwoomControl:
     tick_ms = int(os.environ.get("KC_FAKE_KIWOOM_TICK_MS", "200"))
     if tick_ms > 0:
         control.start_ticker(tick_ms)
+    drop_ms = int(os.environ.get("KC_FAKE_KIWOOM_DROP_AFTER_MS", "0"))
+    if drop_ms > 0:
+        control.drop_after(drop_ms)
     return control

@@ -51,6 +51,7 @@ PASSWORDS = {
     "REDIS_WRITER_PASSWORD": "writer-test-password-0123456789",
     "REDIS_SCRIPT_PASSWORD": "script-test-password-0123456789",
     "REDIS_ADMIN_PASSWORD": "admin-test-password-0123456789",
+    "REDIS_GATEWAY_PASSWORD": "gateway-test-password-0123456789",
 }
 USERS = {
     "engine": PASSWORDS["REDIS_ENGINE_PASSWORD"],
@@ -58,6 +59,7 @@ USERS = {
     "writer": PASSWORDS["REDIS_WRITER_PASSWORD"],
     "script": PASSWORDS["REDIS_SCRIPT_PASSWORD"],
     "admin": PASSWORDS["REDIS_ADMIN_PASSWORD"],
+    "gateway": PASSWORDS["REDIS_GATEWAY_PASSWORD"],
 }
 NEEDS_7 = "needs Redis >= 7 (selectors, %R~/%W~); this server is {}"
 
@@ -126,6 +128,7 @@ def test_every_published_port_is_loopback_only(services):
     assert seen["redis"]["published"] == "6379" and seen["redis"]["target"] == "6379"
     assert seen["timescaledb"]["published"] == "5432"
     assert "writer" not in seen, "the writer publishes nothing"
+    assert seen["gateway"]["published"] == "8765" and seen["gateway"]["target"] == "8765"
 
 
 def test_named_volumes_used_and_declared(compose, services):
@@ -291,6 +294,7 @@ def test_render_hashes_every_password(tmp_path):
         "script",
         "admin",
         "health",
+        "gateway",
     ]
     assert lines[0].startswith("user default off ")
     for secret in list(PASSWORDS.values()) + ["health-test-password-0123"]:
@@ -624,15 +628,18 @@ def test_real_config_is_loaded(server, admin):
     assert admin.config_get("appendonly") == {"appendonly": "yes"}
     assert admin.config_get("appendfsync") == {"appendfsync": "everysec"}
     assert admin.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+    # issue 9: a memory budget (docs/operations.md) and no 400 MB single argument
+    assert admin.config_get("maxmemory") == {"maxmemory": str(150 * 1024 * 1024)}
+    assert admin.config_get("proto-max-bulk-len") == {"proto-max-bulk-len": str(1024 * 1024)}
     assert admin.config_get("aclfile")["aclfile"].endswith("users.acl")
     users = set(admin.acl_users())
-    assert users == {"default", "engine", "tui", "writer", "script", "admin", "health"}
+    assert users == {"default", "engine", "tui", "writer", "script", "admin", "health", "gateway"}
     assert "off" in admin.acl_getuser("default")["flags"]
     # ACL LOAD re-reads the rendered file (how a password change is applied without restart).
     assert admin.execute_command("ACL", "LOAD") in ("OK", b"OK", True)
 
 
-@pytest.mark.parametrize("user", ["engine", "tui", "writer", "script"])
+@pytest.mark.parametrize("user", ["engine", "tui", "writer", "script", "gateway"])
 def test_nobody_may_run_admin_commands(server, admin, user):
     c = server.client(user)
     assert c.ping() is True
@@ -1214,3 +1221,174 @@ def _as_tui_through_core_bus(server: Server) -> dict:
             await bus.close()
 
     return asyncio.run(run())
+
+
+# --------------------------------------------------------------------------------------------
+# The WebSocket gateway: its service and its ACL user
+# --------------------------------------------------------------------------------------------
+
+
+def test_gateway_service(services):
+    gw = services["gateway"]
+    assert gw["command"][:2] == ["kc", "gateway"]
+    assert (REPO / gw["build"].get("context", ".") / gw["build"]["dockerfile"]).is_file()
+    assert "websockets" in gw["build"]["args"]["WRITER_DEPS"]
+    env = _environment(gw)
+    assert env["KC_REDIS__USERNAME"] == "gateway"
+    assert env["KC_REDIS_URL"].startswith("redis://redis:6379") and "@" not in env["KC_REDIS_URL"]
+    assert env["KC_REDIS_PASSWORD"].startswith("${REDIS_GATEWAY_PASSWORD")
+    assert env["KC_GATEWAY_TOKENS"].startswith("${KC_GATEWAY_TOKENS:?")
+    assert gw["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert [p["host_ip"] for p in _published_ports(gw)] == ["127.0.0.1"]
+
+
+def _gateway_reads(g) -> None:
+    with g.pipeline(transaction=True) as pipe:  # core.bus.Bus.read_snapshot, as the gateway
+        pipe.hgetall(K.engine)
+        for key in (K.state_quotes, K.state_positions, K.state_orders, K.state_account):
+            pipe.hgetall(key)
+        pipe.lrange(K.state_surge, 0, -1).lrange(K.state_watchlist, 0, -1)
+        pipe.exists(K.engine_alive)
+        got = pipe.execute()
+    assert got[0]["state"] == "ready" and got[1]["005930"] == '{"price":70000}'
+
+
+def test_gateway_user_is_read_only(server, admin):
+    g = server.client("gateway", client_name="kc-gateway")
+    ok(g, "PING")
+    _gateway_reads(g)
+    sub = g.pubsub()
+    sub.psubscribe(K.ev_pattern)
+    deadline = time.monotonic() + 5
+    while sub.get_message(timeout=0.2) is not None and time.monotonic() < deadline:
+        pass
+    server.client("engine").publish(K.ev("order"), '{"seq":3}')
+    msg = None
+    while msg is None and time.monotonic() < deadline:
+        got = sub.get_message(timeout=0.2)
+        msg = got if got and got["type"] == "pmessage" else None
+    assert msg and msg["data"] == '{"seq":3}'
+    sub.close()
+    for args in [
+        ("RPUSH", K.cmd, '{"cmd":"ping"}'),
+        ("LPUSH", K.cmd, "{}"),
+        ("BLPOP", K.reply("g1"), "0.1"),
+        ("DEL", K.reply("g1")),
+        ("PUBLISH", K.ev("order"), "{}"),
+        ("HSET", K.state_quotes, "005930", "{}"),
+        ("SET", K.engine_alive, "1"),
+        ("XRANGE", K.events, "-", "+"),
+        ("XADD", K.events, "*", "e", "{}"),
+        ("EVAL", "return 1", "0"),
+        ("GET", "other:x"),
+    ]:
+        denied(g, *args)
+    if server.is7:
+        denied(g, "DEL", K.state_quotes)
+        denied(g, "LPOP", K.cmd_dead)
+        denied(g, "HGETALL", K.writer)
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        other = g.pubsub()
+        other.subscribe("other:ev:quotes")
+        other.get_message(timeout=1)
+
+
+def _acl_rule_tokens(rule: str) -> List[str]:
+    """An ACL file line's rules as ACL SETUSER arguments (a selector "(...)" is one)."""
+    return re.findall(r"\([^)]*\)|\S+", rule)
+
+
+def test_gateway_trade_line_adds_only_commands_and_replies(server, admin, tmp_path):
+    """With the template's #TRADE line uncommented, as docs/gateway.md says for trade = true."""
+    server.need7()
+    template = TEMPLATE.read_text(encoding="utf-8")
+    assert template.count("\n#TRADE ") == 1
+    trade_template = tmp_path / "users.acl.template"
+    trade_template.write_text(template.replace("\n#TRADE ", "\n      "), encoding="utf-8")
+    env = dict(PASSWORDS, REDIS_HEALTH_PASSWORD="health-test-password-0123")
+    full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "KC_ACL_TEMPLATE": str(trade_template),
+            "KC_ACL_DIR": str(tmp_path / "out"), **env}  # fmt: skip
+    done = subprocess.run(
+        ["sh", str(ENTRYPOINT), "--render-only"], env=full, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    line = next(
+        row
+        for row in (tmp_path / "out" / "users.acl").read_text().splitlines()
+        if row.startswith("user gateway ")
+    )
+    try:
+        admin.execute_command("ACL", "SETUSER", "gateway", "reset", *_acl_rule_tokens(line)[2:])
+        g = server.client("gateway")
+        _gateway_reads(g)
+        assert ok(g, "RPUSH", K.cmd, '{"id":"g2","cmd":"ping"}') >= 1
+        admin.lpush(K.reply("g2"), "{}")
+        assert ok(g, "BLPOP", K.reply("g2"), "1")[1] == "{}"
+        ok(g, "DEL", K.reply("g2"))
+        for args in [
+            ("LPUSH", K.cmd, "{}"),
+            ("RPUSH", K.cmd_processing, "{}"),
+            ("RPUSH", K.reply("g3"), "{}"),
+            ("BLPOP", K.cmd, "0.1"),
+            ("LPOP", K.cmd),
+            ("DEL", K.cmd),
+            ("PUBLISH", K.ev("order"), "{}"),
+            ("HSET", K.state_orders, "x", "{}"),
+            ("SET", K.seen("g2"), "x"),
+        ]:
+            denied(g, *args)
+    finally:
+        assert admin.execute_command("ACL", "LOAD") in ("OK", b"OK", True)
+    denied(server.client("gateway"), "RPUSH", K.cmd, "{}")  # read-only again
+
+
+def test_real_gateway_works_under_its_user(server, admin):
+    """core.gateway as the read-only "gateway" user: snapshot, live events, no ACL refusal."""
+    import asyncio
+    import json
+
+    import redis.asyncio as aioredis
+    from websockets.asyncio.client import connect
+
+    from core.gateway.auth import TokenStore
+    from core.gateway.server import Gateway
+    from core.gateway.settings import GatewaySettings
+
+    admin.execute_command("ACL", "LOG", "RESET")
+    url = "redis://gateway:{}@127.0.0.1:{}/0".format(USERS["gateway"], server.port)
+    token = "phone-token-0123456789abcdef"
+
+    async def run() -> None:
+        gw = Gateway(
+            GatewaySettings(redis_url=url, prefix="kc", port=0),
+            TokenStore.parse("phone:read:" + token, "test"),
+        )
+        stop, ready = asyncio.Event(), asyncio.Event()
+        task = asyncio.ensure_future(gw.run(stop, ready))
+        await asyncio.wait_for(ready.wait(), 10)
+        uri = "ws://{}:{}/ws/orders".format(*gw.address)
+        async with connect(uri, additional_headers={"Authorization": "Bearer " + token}) as ws:
+            snap = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert snap["type"] == "snapshot" and "o1" in snap["data"]["orders"]
+            engine = aioredis.Redis(
+                host="127.0.0.1", port=server.port, username="engine", password=USERS["engine"]
+            )
+            body = '{"v":1,"type":"order","run":"r1","seq":9,"ts":1,"data":{"order_id":"o2"}}'
+
+            async def live() -> dict:
+                while True:
+                    await engine.publish(K.ev("order"), body)
+                    try:
+                        return json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+                    except asyncio.TimeoutError:
+                        continue
+
+            got = await asyncio.wait_for(live(), 20)
+            assert got["seq"] == 9 and got["data"]["order_id"] == "o2"
+            await engine.aclose()
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(run())
+    refused = [e for e in admin.acl_log() if e.get("username") == "gateway"]
+    assert not refused, refused

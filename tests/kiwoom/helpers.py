@@ -39,6 +39,7 @@ class Recorder(BrokerListener):
         self.connections: List[Tuple[bool, str]] = []
         self.names: Dict[str, str] = {}
         self.conditions: List[Tuple[str, str, str]] = []
+        self.restarts: List[str] = []
 
     @property
     def connected(self) -> bool:
@@ -67,6 +68,9 @@ class Recorder(BrokerListener):
 
     def on_condition(self, code: str, name: str, condition: str) -> None:
         self.conditions.append((code, name, condition))
+
+    def on_restart_needed(self, words: str) -> None:
+        self.restarts.append(words)
 
     def order(self, order_id: str) -> Order:
         """The latest state of one order."""

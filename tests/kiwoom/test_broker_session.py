@@ -1,6 +1,6 @@
 """KiwoomBroker on the fake control under a real Qt loop: login, account, reconciliation, faults."""
 
-from core.protocol.events import ACCEPTED, CANCELLED, PARTIALLY_FILLED
+from core.protocol.events import CANCELLED, PARTIALLY_FILLED
 from engine32.brokers.base import OrderRequest
 from tests.fakes.kiwoom_control import FakeKiwoomControl, FakeOrder
 
@@ -58,15 +58,21 @@ def test_an_account_that_is_not_the_logins_is_a_clear_error_and_no_retry(make_ri
     assert fake.login_attempts == 1 and rig.broker.state == "idle"
 
 
-def test_login_that_never_completes_times_out_then_logs_in_again(make_rig, fake) -> None:
+def test_login_that_never_completes_asks_for_a_new_process_not_a_second_commconnect(
+    make_rig, fake
+) -> None:
     fake.login_plan = ["never", 0]
     rig = make_rig(overrides={"engine.kiwoom.login_timeout_s": 1})
     rig.broker.connect()
     wait_until(lambda: rig.rec.connections, 5, "the timeout")
     ok, words = rig.rec.connections[0]
     assert not ok and "did not complete within 1 s" in words and "auto-login" in words
-    wait_until(lambda: rig.rec.connected, 5, "the second login")
-    assert fake.login_attempts == 2
+    wait_until(lambda: rig.rec.restarts, 5, "the restart request")
+    assert "did not complete" in rig.rec.restarts[0]
+    spin(0.3)  # relogin_delay_s is 0.05: a second CommConnect would have come by now
+    assert fake.login_attempts == 1
+    rig.broker._login()  # even when asked, this process does not log in again
+    assert fake.login_attempts == 1
 
 
 def test_login_error_is_said_in_words_and_retried_with_growing_pauses(make_rig, fake) -> None:
@@ -121,41 +127,80 @@ def test_reconciliation_finds_orders_of_an_earlier_session(make_rig) -> None:
     assert rig.rec.order("0000502").status == CANCELLED
 
 
-def _reconnects(rig, fault) -> None:
+def _restarts(rig, fault) -> str:
+    """Connected with a resting order and one waiting for its number; then ``fault``: the
+    waiting one is answered, the engine is asked for a new process, and no CommConnect follows
+    in this one (after -106 it would not recover: koapy restarts its process)."""
     rig.connect()
     rig.broker.subscribe(["005930", "000660"])
-    before = len(rig.fake.tr_requests)
     answers = []
     rig.broker.place_order(OrderRequest("005930", "buy", 1, 60000), answers.append)
     wait_until(lambda: answers, 5, "the order's answer")
-    resting = answers[0].value["order_id"]
+    rig.fake._answer_order = lambda *a: None  # the next order's number never comes back ...
+    rig.fake.mute_chejan = True  # ... nor any chejan that would carry it
+    waiting = []
+    rig.broker.place_order(OrderRequest("005930", "buy", 1, 60000), waiting.append)
     fault()
     wait_until(lambda: not rig.rec.connected, 5, "the loss to be noticed")
+    wait_until(lambda: rig.rec.restarts, 5, "the restart request")
     lost_words = rig.rec.connections[-1][1]
+    assert [a.error_code for a in waiting] == ["BROKER_ERROR"]
+    assert "reconciliation will tell" in waiting[0].message
     refused = []
     rig.broker.place_order(OrderRequest("005930", "buy", 1, 60000), refused.append)
     assert refused[0].error_code == "NOT_READY"
-    wait_until(lambda: rig.rec.connected, 10, "the reconnect")
-    # Reconciled again, and the quotes registered again on the new session.
-    assert len(rig.fake.tr_requests) >= before + 4
-    assert sorted(rig.fake.registered()) == ["000660", "005930"]
-    assert rig.rec.order(resting).status == ACCEPTED
+    spin(0.3)
+    assert rig.fake.login_attempts == 1 and rig.rec.connections[-1][0] is False
+    assert len(rig.rec.restarts) == 1
     return lost_words
 
 
-def test_socket_closed_reconnects_and_reconciles(make_rig, fake) -> None:
-    words = _reconnects(make_rig(), fake.close_socket)
-    assert "socket closed" in words and "-106" in words
+def test_socket_closed_asks_for_a_new_process(make_rig, fake) -> None:
+    words = _restarts(make_rig(), fake.close_socket)
+    assert "socket closed" in words and "-106" in words and "restarts" in words
 
 
 def test_a_silent_disconnect_is_found_by_the_watchdog(make_rig, fake) -> None:
-    words = _reconnects(make_rig(), lambda: fake.close_socket(notify=False))
+    words = _restarts(make_rig(), lambda: fake.close_socket(notify=False))
     assert "socket closed" in words
 
 
-def test_the_daily_reconnect_notice_leads_to_a_new_login(make_rig, fake) -> None:
-    words = _reconnects(make_rig(), fake.daily_notice)
+def test_the_daily_reconnect_notice_asks_for_a_new_process(make_rig, fake) -> None:
+    words = _restarts(make_rig(), fake.daily_notice)
     assert "daily" in words and "재접속" in words
+
+
+def test_kiwoom_dialogs_are_dismissed_and_the_reconnect_ones_restart(make_rig, fake) -> None:
+    from engine32.brokers.kiwoom.popups import DIALOGS, PopupWatcher, WindowSystem
+
+    class Desktop(WindowSystem):
+        def __init__(self) -> None:
+            self.open = {}
+            self.pressed = []
+
+        def find(self, title):
+            return self.open.get(title, 0)
+
+        def press(self, handle):
+            self.pressed.append(handle)
+            self.open = {t: h for t, h in self.open.items() if h != handle}
+            return True
+
+    desktop = Desktop()
+    rig = make_rig(popup_watcher=PopupWatcher(desktop, poll_ms=20))
+    rig.connect()
+    desktop.open["안녕하세요. 키움증권 입니다."] = 11  # the maintenance notice: only dismissed
+    wait_until(lambda: desktop.pressed == [11], 5, "the notice to be dismissed")
+    spin(0.1)
+    assert rig.rec.restarts == [] and rig.rec.connected
+    desktop.open["[HTS 재접속 안내]"] = 12  # 06:50: log in again
+    wait_until(lambda: rig.rec.restarts, 5, "the restart request")
+    assert desktop.pressed == [11, 12] and "HTS 재접속 안내" in rig.rec.restarts[0]
+    assert [t for t, _ in DIALOGS] == [
+        "안녕하세요. 키움증권 입니다.",
+        "KHOpenAPI",
+        "[HTS 재접속 안내]",
+    ]
 
 
 def test_query_rate_refusals_are_retried_not_lost(make_rig) -> None:

@@ -1,6 +1,6 @@
 """Unit tests of the Kiwoom adapter's parts: rate limits, screens, parsers, error words, seam."""
 
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import pytest
 from hypothesis import given, settings
@@ -189,16 +189,21 @@ def test_a_trade_without_price_is_no_quote() -> None:
 # -- chejan ------------------------------------------------------------------------------------
 
 
-def _event(no: str, status: str, qty: int = 10, cum: int = 0, cum_price: int = 0, this_qty: int = 0,
+def _event(no: str, status: str, qty: int = 10, cum: int = 0, cum_amount: int = 0, this_qty: int = 0,
            this_price: int = 0, kind: str = "+매수", orig: str = "0000000", price: int = 65000,
-           reason: str = "") -> Dict[int, str]:  # fmt: skip
+           reason: str = "", unfilled: Optional[int] = None) -> Dict[int, str]:  # fmt: skip
+    """One gubun-0 event as the real control sends it (koapy's recorded events): 903 the
+    cumulative amount, 910 the latest fill's price, 911 the cumulative quantity, 914/915 this
+    fill, 902 what is still unfilled."""
     return {
         chejan.FID_ORDER_NO: no, chejan.FID_CODE: "A005930", chejan.FID_NAME: "삼성전자 ", chejan.FID_STATUS: status,
         chejan.FID_ORDER_QTY: str(qty), chejan.FID_ORDER_PRICE: str(price), chejan.FID_ORIG_ORDER_NO: orig,
         chejan.FID_ORDER_KIND: kind, chejan.FID_SIDE: "1" if "매도" in kind else "2", chejan.FID_HOGA_KIND: "보통",
-        chejan.FID_CUM_QTY: str(cum) if cum else "", chejan.FID_CUM_PRICE: str(cum_price) if cum else "",
+        chejan.FID_CUM_QTY: str(cum) if cum else "", chejan.FID_CUM_AMOUNT: str(cum_amount) if cum else "0",
+        chejan.FID_LAST_FILL_PRICE: str(this_price) if this_qty else "",
         chejan.FID_FILL_QTY: str(this_qty) if this_qty else "", chejan.FID_FILL_PRICE: str(this_price) if this_qty else "",
         chejan.FID_FEE: str(cum * 10), chejan.FID_TAX: "0", chejan.FID_REJECT_REASON: reason,
+        chejan.FID_UNFILLED: str(qty - cum if unfilled is None else unfilled),
     }  # fmt: skip
 
 
@@ -225,7 +230,7 @@ def lifecycles(draw):  # type: ignore[no-untyped-def]
         price = draw(st.sampled_from([64900, 65000, 65100]))
         cum += size
         value += size * price
-        events.append(_event("0001001", "체결", qty, cum, value // cum, size, price))
+        events.append(_event("0001001", "체결", qty, cum, value, size, price))
     cancel = filled < qty and draw(st.booleans())
     modified = 0
     if cancel:
@@ -242,7 +247,7 @@ def lifecycles(draw):  # type: ignore[no-untyped-def]
             )
             modified = draw(st.integers(0, rest))
             if modified:
-                events.append(_event("0001003", "체결", rest, modified, 66000, modified, 66000, kind="+매수정정",
+                events.append(_event("0001003", "체결", rest, modified, 66000 * modified, modified, 66000, kind="+매수정정",
                                      orig="0001001", price=66000))  # fmt: skip
     return events, qty, filled, cancel, modified
 
@@ -285,16 +290,97 @@ def test_any_arrival_order_gives_the_same_final_order(data) -> None:  # type: ig
     assert (final.code, final.name, final.side) == ("005930", "삼성전자", "buy")
 
 
-def test_skipped_fill_events_are_priced_from_the_averages() -> None:
+def test_skipped_fill_events_are_priced_from_the_cumulative_amount() -> None:
     book = chejan.OrderBook()
     book.on_order_event(_event("0000007", "접수"))
-    first = book.on_order_event(_event("0000007", "체결", 10, 4, 65000, 4, 65000)).fills
-    # the 2nd fill (3 @ 65,100) is lost; the 3rd (3 @ 65,200) arrives with the cumulative average
-    avg = (4 * 65000 + 3 * 65100 + 3 * 65200) // 10
-    late = book.on_order_event(_event("0000007", "체결", 10, 10, avg, 3, 65200)).fills
+    first = book.on_order_event(_event("0000007", "체결", 10, 4, 4 * 65000, 4, 65000)).fills
+    # the 2nd fill (3 @ 65,100) is lost; the 3rd (3 @ 65,200) arrives with 903 = all so far
+    amount = 4 * 65000 + 3 * 65100 + 3 * 65200
+    late = book.on_order_event(_event("0000007", "체결", 10, 10, amount, 3, 65200)).fills
     assert [f.qty for f in first + late] == [4, 6]
-    assert late[0].price == round((avg * 10 - 65000 * 4) / 6.0)
-    assert book.on_order_event(_event("0000007", "체결", 10, 7, 65040, 3, 65100)).fills == []
+    assert late[0].price == round((amount - 65000 * 4) / 6.0)
+    assert book.order("0000007").avg_fill_price == round(amount / 10.0)
+    stale = _event("0000007", "체결", 10, 7, 4 * 65000 + 3 * 65100, 3, 65100)
+    assert book.on_order_event(stale).fills == []
+
+
+def test_the_average_is_903_over_911_not_the_last_fill_price() -> None:
+    book = chejan.OrderBook()
+    book.on_order_event(_event("0000020", "접수"))
+    book.on_order_event(_event("0000020", "체결", 10, 4, 4 * 65000, 4, 65000))
+    update = book.on_order_event(_event("0000020", "체결", 10, 10, 4 * 65000 + 6 * 64900, 6, 64900))
+    (order,) = update.orders
+    assert order.avg_fill_price == round((4 * 65000 + 6 * 64900) / 10.0) == 64940
+    assert [f.price for f in update.fills] == [64900]
+
+
+@pytest.mark.parametrize("mode", ["cumulative", "per_fill"])
+def test_fees_are_read_whether_938_is_a_running_total_or_per_fill(mode) -> None:  # type: ignore[no-untyped-def]
+    book = chejan.OrderBook()
+    book.on_order_event(_event("0000030", "접수", 30))
+    fees = [100, 150, 50]  # 0.015 % of 666,667 / 1,000,000 / 333,333 (rounded down to 10 won)
+    sizes = [10, 15, 5]
+    cum = amount = total_fee = 0
+    got = []
+    for size, fee in zip(sizes, fees):
+        cum += size
+        amount += size * 66666
+        total_fee += fee
+        fields = _event("0000030", "체결", 30, cum, amount, size, 66666)
+        fields[chejan.FID_FEE] = str(total_fee if mode == "cumulative" else fee)
+        got.extend(f.fee for f in book.on_order_event(fields).fills)
+    assert got == fees
+
+
+def test_a_refused_cancel_leaves_the_order_as_it_was() -> None:
+    book = chejan.OrderBook()
+    book.on_order_event(_event("0000040", "접수"))
+    book.on_order_event(_event("0000041", "접수", 10, kind="매수취소", orig="0000040", price=0))
+    update = book.on_order_event(
+        _event(
+            "0000041",
+            "확인",
+            10,
+            kind="매수취소",
+            orig="0000040",
+            price=0,
+            reason="RC4033 취소가능수량 없음",
+        )
+    )
+    assert book.order("0000040").status == "accepted" and book.order("0000040").remaining_qty == 10
+    assert all(o.order_id != "0000040" or o.status == "accepted" for o in update.orders)
+    assert book.leg_outcome("0000041") == "RC4033 취소가능수량 없음"
+    book.on_order_event(
+        _event("0000042", "확인", 10, kind="매수취소", orig="0000040", price=0, reason="0")
+    )
+    assert book.leg_outcome("0000042") == "" and book.order("0000040").status == CANCELLED
+
+
+def test_902_unfilled_zero_closes_an_order_no_reduction_explains() -> None:
+    book = chejan.OrderBook()
+    book.on_order_event(_event("0000050", "접수"))
+    book.on_order_event(_event("0000050", "체결", 10, 4, 4 * 65000, 4, 65000, unfilled=6))
+    assert book.order("0000050").is_open
+    book.on_order_event(_event("0000050", "확인", 10, 4, 4 * 65000, unfilled=0))
+    order = book.order("0000050")
+    assert (order.status, order.filled_qty, order.remaining_qty) == (CANCELLED, 4, 0)
+
+
+def test_credit_and_cash_lots_of_one_code_are_summed() -> None:
+    cash = chejan.make_position("005930", "삼성전자", 10, 68000, 70000)
+    credit = chejan.make_position("005930", "삼성전자", 5, 71000, 70000)
+    other = chejan.make_position("000660", "SK하이닉스", 1, 170000, 180000)
+    merged = {p.code: p for p in chejan.merge_lots([cash, credit, other])}
+    assert merged["005930"].qty == 15 and merged["005930"].avg_price == 69000
+    assert merged["000660"] == other
+    fields = {
+        chejan.FID_REALIZED_TODAY: "999",
+        chejan.FID_REALIZED_CASH: "100",
+        chejan.FID_REALIZED_CREDIT: "-30",
+    }
+    assert chejan.realized_of(fields) == 70
+    assert chejan.realized_of({chejan.FID_REALIZED_TODAY: "999"}) == 999
+    assert chejan.credit_of({chejan.FID_CREDIT: "03"}) == "03" and chejan.credit_of({}) == "00"
 
 
 def test_modify_closes_the_original_and_rejection_keeps_its_reason() -> None:

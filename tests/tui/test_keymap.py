@@ -17,7 +17,8 @@ def test_every_action_has_a_unique_id_key_and_help() -> None:
     assert len(ids) == len(set(ids))
     for a in ALL_ACTIONS:
         assert a.key and a.title and a.help.endswith(".")
-    bound = {b.id for scope in (MAIN, APP, TICKET, CHART, DIALOG) for b in bindings(scope)}
+    scopes = {MAIN, APP, TICKET, CHART, DIALOG} | {a.scope for a in ALL_ACTIONS}
+    bound = {b.id for scope in scopes for b in bindings(scope)}
     assert bound == set(ids)
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_writer(redis_url: str, keys: Keys, db: DbTarget, log: Path) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # A password never goes on the command line (kc writer refuses it): the environment.
+    parts = urllib.parse.urlsplit(db.dsn)
+    dsn = db.dsn.replace(":{}@".format(parts.password), "@", 1) if parts.password else db.dsn
+    env = dict(os.environ, PYTHONPATH=str(ROOT), KC_DATABASE_PASSWORD=parts.password or "")
     argv = [
         sys.executable, "-m", "core.writer",
-        "--redis", redis_url, "--dsn", db.dsn, "--prefix", keys.prefix,
+        "--redis", redis_url, "--dsn", dsn, "--prefix", keys.prefix,
         "--schema", db.schema, "--batch-rows", "400", "--batch-ms", "20",
     ]  # fmt: skip
     return subprocess.Popen(

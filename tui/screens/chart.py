@@ -2,6 +2,12 @@
 
 Candles come from ``core.history`` when a database is configured (``[database] url``) and that
 module is there; otherwise from the one-minute bars the console built from the quotes it saw.
+When the database has no past for the code, the screen asks the engine once (``history``
+command: the broker's daily/minute candles, stored by the writer) and reads it again.
+
+Indicators (``core.indicators``, numpy), each toggled by a key: moving averages 5/20/60/120,
+volume bars under the candles, VWAP on intraday charts, Bollinger bands (20, 2σ). They are
+computed over every candle loaded, so the first visible candles have their averages too.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
 
+from core import indicators
 from core.protocol.krx import KST
 
 from ..actions import CHART, bindings
@@ -28,6 +35,13 @@ if TYPE_CHECKING:
 #: (label, minutes per candle); ``1d`` needs the database.
 INTERVALS: tuple[tuple[str, int], ...] = (("1m", 1), ("5m", 5), ("15m", 15), ("1d", 1440))
 RANGES = (30, 60, 120, 240)
+#: Candles loaded before the visible range, so the longest moving average starts full.
+LOOKBACK = max(indicators.MA_WINDOWS)
+#: What a ``history`` request asks for: (interval, count) per chart interval label.
+HISTORY_REQUEST = {"1d": ("1d", 250), "1m": ("1m", 390), "5m": ("1m", 1170), "15m": ("1m", 3900)}
+#: Seconds to wait for the writer to store requested history before reading it again.
+HISTORY_WAIT_S = 8.0
+MA_COLORS = {5: "yellow", 20: "magenta", 60: "green", 120: "cyan"}
 
 Bar = tuple[int, int, int, int, int, int]  # start ms, open, high, low, close, volume
 
@@ -70,10 +84,16 @@ class ChartScreen(Screen[None]):
         self.range = 1
         self.db_bars: list[Bar] | None = None
         self.source = "quotes seen"
+        self.show_ma = True
+        self.show_volume = True
+        self.show_vwap = False
+        self.show_bollinger = False
+        self.history_asked: set[str] = set()  # chart intervals already requested this visit
 
     def compose(self) -> ComposeResult:
         yield Static("", id="chart-title")
         yield PlotextPlot(id="chart")
+        yield PlotextPlot(id="chart-volume")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -84,10 +104,12 @@ class ChartScreen(Screen[None]):
     # --- data ----------------------------------------------------------------------------------
 
     def bars(self) -> list[Bar]:
+        """Every candle loaded (history, then live), oldest first; the screen shows the last
+        ``RANGES[self.range]`` of them."""
         label, minutes = INTERVALS[self.interval]
         seen = aggregate(list(self.app.store.candles.get(self.code, ())), minutes)
         if not self.db_bars:
-            return seen[-RANGES[self.range] :]
+            return seen
         # History from the database, with the live bars since its last one on top.
         bars = list(self.db_bars)
         last = bars[-1]
@@ -103,7 +125,7 @@ class ChartScreen(Screen[None]):
                 )
             elif b[0] > last[0]:
                 bars.append(b)
-        return bars[-RANGES[self.range] :]
+        return bars
 
     def load_history(self) -> None:
         """Ask the database for candles, in a worker (the screen stays live meanwhile)."""
@@ -121,13 +143,28 @@ class ChartScreen(Screen[None]):
 
         label, minutes = INTERVALS[self.interval]
         end = self.app.clock().astimezone(datetime.timezone.utc) + datetime.timedelta(minutes=1)
-        start = end - datetime.timedelta(minutes=minutes * RANGES[-1])
-        try:
+        span = minutes * (RANGES[-1] + LOOKBACK)
+        if minutes >= 1440:  # calendar days hold about 5/7 trading days
+            span = span * 7 // 5 + 14 * 1440
+        start = end - datetime.timedelta(minutes=span)
+
+        async def read() -> list[Any]:
             conn = await asyncpg.connect(dsn, timeout=3)
             try:
-                rows = await history.candles(conn, self.code, label, start, end)
+                return list(await history.candles(conn, self.code, label, start, end))
             finally:
                 await conn.close()
+
+        try:
+            rows = await read()
+            if (
+                not any(_is_backfill(r) for r in rows)
+                and label not in self.history_asked
+                and self.app.store.status.alive  # no engine: nobody to ask
+            ):
+                self.history_asked.add(label)
+                if await self._ask_history(label):
+                    rows = await self._reread(read, rows)
         except Exception as exc:  # noqa: BLE001 - any database trouble falls back to live bars
             self.source = f"quotes seen (database: {type(exc).__name__})"
             self.db_bars = None
@@ -138,6 +175,29 @@ class ChartScreen(Screen[None]):
             self.db_bars = bars  # type: ignore[assignment]
             self.source = "database"
         self.redraw()
+
+    async def _ask_history(self, label: str) -> bool:
+        """Ask the engine for past candles (the writer stores them); True if it sent some."""
+        interval, count = HISTORY_REQUEST.get(label, ("1m", 390))
+        self.source = "asking the engine for history…"
+        self.redraw()
+        reply = await self.app.send_command(
+            "history", code=self.code, interval=interval, count=count
+        )
+        return bool(reply and reply.get("ok") and (reply.get("result") or {}).get("count"))
+
+    async def _reread(self, read: Any, rows: list[Any]) -> list[Any]:
+        """Read again until the writer has stored the backfill (or give up after a while)."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + HISTORY_WAIT_S
+        while loop.time() < deadline:
+            await asyncio.sleep(0.5)
+            again = await read()
+            if any(_is_backfill(r) for r in again):
+                return again
+        return rows
 
     # --- actions -------------------------------------------------------------------------------
 
@@ -150,6 +210,12 @@ class ChartScreen(Screen[None]):
 
     def action_zoom(self, step: int) -> None:
         self.range = max(0, min(len(RANGES) - 1, self.range + step))
+        self.redraw()
+
+    def action_toggle(self, what: str) -> None:
+        """Show or hide one indicator: ``ma``, ``volume``, ``vwap`` or ``bollinger``."""
+        attr = "show_" + what
+        setattr(self, attr, not getattr(self, attr))
         self.redraw()
 
     # --- drawing -------------------------------------------------------------------------------
@@ -175,7 +241,12 @@ class ChartScreen(Screen[None]):
                 style="dim",
             )
         title.append(f"   [{label} × {RANGES[self.range]}]  source: {self.source}", style="dim")
+        shown = self._indicator_names(minutes)
+        if shown:
+            title.append("   " + " ".join(shown), style="dim")
         self.query_one("#chart-title", Static).update(title)
+        all_bars = bars
+        bars = bars[-RANGES[self.range] :]
 
         plot = self.query_one(PlotextPlot)
         plt = plot.plt
@@ -201,11 +272,80 @@ class ChartScreen(Screen[None]):
             "Close": [b[4] for b in bars],
         }
         plt.candlestick(dates, data, colors=["red", "blue"])
+        self._draw_indicators(plt, dates, all_bars, len(bars), daily)
         last = bars[-1][4]
         plt.hline(last, "white")
         plt.title(f"{code} {label} candles  (last {last:,} KRW)")
         plt.ylabel("KRW")
         plot.refresh()
+        self._draw_volume(dates, bars)
+
+    def _indicator_names(self, minutes: int) -> list[str]:
+        names = []
+        if self.show_ma:
+            names.append("MA " + "/".join(str(n) for n in indicators.MA_WINDOWS))
+        if self.show_bollinger:
+            names.append("BB 20,2σ")
+        if self.show_vwap and minutes < 1440:
+            names.append("VWAP")
+        if self.show_volume:
+            names.append("Vol")
+        return names
+
+    def _draw_indicators(
+        self, plt: Any, dates: list[str], all_bars: list[Bar], shown: int, daily: bool
+    ) -> None:
+        """Overlay the chosen indicators, computed over every loaded candle, on the last
+        ``shown`` of them (NaN points, where a window is not full yet, are left out)."""
+        close = [b[4] for b in all_bars]
+        lines: list[tuple[str, Any, str]] = []
+        if self.show_ma:
+            for n in indicators.MA_WINDOWS:
+                lines.append((f"MA{n}", indicators.sma(close, n), MA_COLORS[n]))
+        if self.show_bollinger:
+            mid, up, lo = indicators.bollinger(close, 20, 2.0)
+            lines += [("BB+", up, "gray"), ("BB-", lo, "gray")]
+        if self.show_vwap and not daily:
+            days = [datetime.datetime.fromtimestamp(b[0] / 1000, KST).date() for b in all_bars]
+            high, low, vol = (
+                [b[2] for b in all_bars],
+                [b[3] for b in all_bars],
+                [b[5] for b in all_bars],
+            )
+            lines.append(("VWAP", indicators.vwap(high, low, close, vol, days), "orange"))
+        for name, values, color in lines:
+            tail = values[-shown:]
+            xs = [d for d, v in zip(dates, tail) if v == v]  # v == v: not NaN
+            ys = [float(v) for v in tail if v == v]
+            if ys:
+                plt.plot(xs, ys, color=color, label=name, marker="braille")
+
+    def _draw_volume(self, dates: list[str], bars: list[Bar]) -> None:
+        """Volume bars under the candles: red when the candle rose, blue when it fell."""
+        plot = self.query_one("#chart-volume", PlotextPlot)
+        plot.display = self.show_volume
+        if not self.show_volume:
+            return
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.theme("dark")
+        plt.date_form("Y-m-d" if len(dates[0]) > 5 else "H:M")
+        up = [b[5] if b[4] >= b[1] else 0 for b in bars]
+        down = [b[5] if b[4] < b[1] else 0 for b in bars]
+        plt.bar(dates, up, color="red", width=0.6)
+        plt.bar(dates, down, color="blue", width=0.6)
+        top = max(max(up), max(down), 1)
+        plt.yticks([0, top // 2, top], ["0", fmt.compact(top // 2), fmt.compact(top)])
+        plt.xticks([], [])
+        plt.ylabel("Vol")
+        plot.refresh()
+
+
+def _is_backfill(row: Any) -> bool:
+    """A candle from ``candle_history`` (no ticks: it was not built from quotes seen)."""
+    get = row.get if hasattr(row, "get") else None
+    return get is not None and get("ticks") == 0
 
 
 def _row_to_bar(row: Any) -> Bar | None:

@@ -12,12 +12,17 @@ queues, answers come back through the OCX's signals. The life of a session:
 4. ``on_connection(True)``: only now are orders accepted.
 
 A lost connection (``-106``, ``GetConnectState() == 0``, Kiwoom's daily reconnect notice)
-fails what was waiting, says so through ``on_connection(False, words)`` and goes back to 1.
+fails what was waiting and says so through ``on_connection(False, words)``. It does not log in
+again: after -106 the control shows "통신 연결이 끊겼습니다. 프로그램 종료후 재접속 해주시기
+바랍니다." and ``CommConnect`` in the same process does not recover (koapy restarts its
+process on that dialog: KiwoomOpenApiPlusDialogHandler). So it asks the listener for a new
+process (``on_restart_needed(words)``); ``python -m engine32 --supervise`` starts one. The same
+after a login that timed out (the login window may still be open: a second CommConnect would
+only stack another one). Login errors that the server answered (-100 … -105) are retried here.
 """
 
 import itertools
 import logging
-import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from PyQt5.QtCore import QTimer
@@ -28,9 +33,12 @@ from core.protocol.events import BUY, LIMIT, MARKET, SELL, Account, Order, Posit
 
 from ..base import Broker, BrokerInfo, BrokerListener, Done, ModifyRequest, OrderRequest, Result
 from . import chejan, tr
+from . import history as chart
 from .control import Control
-from .errors import QUERY_RATE_EXCEEDED, SOCKET_CLOSED, describe
+from .errors import ORDER_RATE_CODES, QUERY_RATE_EXCEEDED, SOCKET_CLOSED, describe, is_refusal
+from .popups import PopupWatcher
 from .ratelimit import (
+    CLOCK,
     CONDITION_WINDOWS,
     ORDER_WINDOWS,
     TR_WINDOWS,
@@ -52,11 +60,25 @@ HOGA_MARKET = "03"
 MOCK_HOGAS = (HOGA_LIMIT, HOGA_MARKET)
 
 TR_SCREEN = "0101"
+#: One screen per TR request in flight, borrowed and given back (koapy's screen manager does
+#: the same: KiwoomOpenApiPlusScreenManager.borrow_screen / return_screen).
+TR_SCREENS = tuple("{:04d}".format(n) for n in range(101, 121))
 CONDITION_SCREEN = "0150"
 ORDER_SCREENS = tuple("{:04d}".format(n) for n in range(201, 211))
-RESERVED_SCREENS = 1 + 1 + len(ORDER_SCREENS)
+RESERVED_SCREENS = len(TR_SCREENS) + 1 + len(ORDER_SCREENS)
 #: How long a refused order waits for the OnReceiveMsg that says why.
 REASON_WAIT_MS = 300
+#: After -308/-311 (order rate) the order goes again after this pause, at most this often.
+ORDER_RATE_RETRY_S = 1.1
+ORDER_RATE_RETRIES = 5
+#: A cancel names the quantity it cancels: KOA's SendOrder takes nQty 주문수량 for every order
+#: type, and no OpenAPI+ reference says 0 means "all that is left" (Kiwoom's REST API says so
+#: for its cancel, kt10003 cncl_qty "0"; the OCX does not). So a race with a fill is handled
+#: by reading the order again and sending once more.
+#: Words of a cancel or modify refused because a fill took the quantity it named
+#: ("[00Z924] 취소수량이 취소가능수량을 초과", "[RC4033] 모의투자 정정/취소할 수량이 없습니다",
+#: "[RC4042] 모의투자 정정수량이 정정가능수량을 초과합니다"): re-read the order, try once more.
+QTY_RACE_WORDS = ("초과", "가능수량", "수량이 없")
 
 IDLE = "idle"
 LOGIN = "login"
@@ -85,7 +107,7 @@ class _TrJob:
         self,
         trcode: str,
         inputs: tr.Inputs,
-        on_page: Callable[[tr.Page], None],
+        on_page: Callable[[tr.Page], Optional[bool]],
         on_done: Callable[[], None],
         on_error: Callable[[str], None],
     ) -> None:
@@ -96,6 +118,7 @@ class _TrJob:
         self.on_error = on_error
         self.rqname = ""
         self.prev_next = 0
+        self.screen = ""
         self.timer: Optional[QTimer] = None
 
 
@@ -133,6 +156,9 @@ class _OrderJob:
         self.timer: Optional[QTimer] = None
         self.then: Optional[Callable[[str], None]] = None  # after the number is known
         self.received = False  # a chejan without number said 접수 before the number came
+        self.rate_retries = 0  # -308/-311 answers so far
+        self.requantified = False  # a cancel/modify re-sent once after a fill took its quantity
+        self.refusal = ""  # a refusal message that came before the (empty) order number
 
 
 class KiwoomBroker(Broker):
@@ -147,14 +173,15 @@ class KiwoomBroker(Broker):
         control: Any,
         tr_windows: Windows = TR_WINDOWS,
         order_windows: Windows = ORDER_WINDOWS,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = CLOCK,
         relogin_delay_s: float = 10.0,
         order_timeout_s: float = 10.0,
         tr_timeout_s: float = 20.0,
         watchdog_ms: int = 5000,
         account_refresh_ms: int = 2000,
         max_waiting_queries: int = 50,
-        max_waiting_orders: int = 20,
+        max_waiting_orders: Optional[int] = None,
+        popup_watcher: Optional[PopupWatcher] = None,
     ) -> None:
         super().__init__(listener)
         self.config = config
@@ -189,9 +216,21 @@ class KiwoomBroker(Broker):
         self.tr_queue = RateQueue(
             "tr", tr_windows, self._tr_timer.start, max_waiting_queries, clock
         )
+        if max_waiting_orders is None:
+            # Every order the risk limits allow to be open must fit for one cancel_all, with
+            # room for the new orders and modifies that may be waiting too.
+            risk = getattr(config, "risk", None)
+            max_waiting_orders = max(20, 2 * int(getattr(risk, "max_open_orders", 50) or 50))
         self.order_queue = RateQueue(
             "order", order_windows, self._order_timer.start, max_waiting_orders, clock
         )
+        self._free_tr_screens = list(TR_SCREENS)
+        self._confirming: Dict[str, _OrderJob] = {}  # cancel/modify legs waiting for 확인
+        self._lots: Dict[str, Dict[str, Position]] = {}  # code → 917 신용구분 → lot
+        self._login_stuck = False  # a login timed out: no CommConnect again in this process
+        self.restart_reason = ""
+        self.popups = popup_watcher if popup_watcher is not None else PopupWatcher.for_platform()
+        self.popups.on_restart = self._restart
         self._condition_limit = SlidingWindows(CONDITION_WINDOWS, clock)
         self._login_timer = self._timer(self._login_timed_out)
         self._relogin_timer = self._timer(self._login)
@@ -232,13 +271,17 @@ class KiwoomBroker(Broker):
         self._want_connected = False
         for timer in (self._login_timer, self._relogin_timer, self._account_timer, self._watchdog):
             timer.stop()
+        self.popups.stop()
         was = self.state
         self.state = IDLE  # first: queued orders answer NOT_READY instead of going out
-        self.last_message = "disconnected from Kiwoom"
+        words = "disconnected from Kiwoom"
+        if self.restart_reason:
+            words += " ({}); a new engine process logs in again".format(self.restart_reason)
+        self.last_message = words
         self._fail_waiting("the engine is disconnecting from Kiwoom", NOT_READY)
         if was in (RECONCILE, READY):
             self.control.set_real_remove("ALL", "ALL")
-        self.listener.on_connection(False, "disconnected from Kiwoom")
+        self.listener.on_connection(False, words)
 
     def info(self) -> BrokerInfo:
         mode = ("mock" if self.mock else "real") if self.account else "unknown"
@@ -251,6 +294,9 @@ class KiwoomBroker(Broker):
     def _login(self) -> None:
         if not self._want_connected or self.state in (RECONCILE, READY):
             return
+        if self._login_stuck or self.restart_reason:
+            return  # only a new process logs in again (see the module docstring)
+        self.popups.start()
         self.state = LOGIN
         ret = self.control.comm_connect()
         if ret != 0:
@@ -262,7 +308,8 @@ class KiwoomBroker(Broker):
     def _login_timed_out(self) -> None:
         if self.state != LOGIN:
             return
-        self._lost(
+        self._login_stuck = True
+        self._restart(
             "login did not complete within {:g} s: is the login window waiting for a password? "
             "Turn on auto-login (KOA Studio or the OpenAPI+ tray: 계좌비밀번호 저장, AUTO)".format(
                 self.login_timeout_s
@@ -276,7 +323,7 @@ class KiwoomBroker(Broker):
                 return  # a repeated notice of the same login, or one nobody waits for now
             self._logged_in()
         elif err == SOCKET_CLOSED and self.state in (RECONCILE, READY):
-            self._lost(describe(err))
+            self._restart(describe(err))
         else:
             words = describe(err)
             self._lost(words if words.startswith("login") else "login failed: " + words)
@@ -313,7 +360,7 @@ class KiwoomBroker(Broker):
 
     def _check_connection(self) -> None:
         if self.state in (RECONCILE, READY) and self.control.get_connect_state() == 0:
-            self._lost(describe(SOCKET_CLOSED))
+            self._restart(describe(SOCKET_CLOSED))
 
     def _lost(self, words: str) -> None:
         """Not connected (any more): fail what waits, tell, and try again later."""
@@ -325,11 +372,25 @@ class KiwoomBroker(Broker):
         self.last_message = words
         log.warning("kiwoom: %s (was %s)", words, was)
         self.listener.on_connection(False, words)
-        if self._want_connected:
+        if self._want_connected and not self.restart_reason and not self._login_stuck:
             # 1, 2, 4 … times relogin_delay_s between attempts, at most 5 minutes.
             delay = min(self.relogin_delay_s * (2 ** min(self._failed_logins, 10)), 300.0)
             self._failed_logins += 1
             self._relogin_timer.start(int(delay * 1000))
+
+    def _restart(self, words: str) -> None:
+        """A loss only a new process recovers from: fail what waits, tell, and ask for one."""
+        if self.restart_reason:
+            return
+        self.restart_reason = words
+        self._relogin_timer.stop()
+        self._login_timer.stop()
+        self._lost(words + "; the engine restarts to log in again")
+        hook = getattr(self.listener, "on_restart_needed", None)
+        if hook is not None:
+            hook(words)
+        else:
+            log.error("kiwoom: %s; restart the engine (python -m engine32 --supervise does)", words)
 
     def _fatal(self, words: str) -> None:
         """A problem a new login does not fix (the configuration must change)."""
@@ -340,18 +401,22 @@ class KiwoomBroker(Broker):
         self.listener.on_connection(False, words)
 
     def _fail_waiting(self, message: str, code: str) -> None:
-        for job in list(self._orders.values()) + list(self._rejecting.values()):
+        waiting = list(self._orders.values()) + list(self._rejecting.values())
+        for job in waiting + list(self._confirming.values()):
             self._finish_order(job, Result.failure(message, code))
         self._orders.clear()
         self._rejecting.clear()
+        self._confirming.clear()
         self._messages.clear()
         for request in self.order_queue.clear():
             request()  # the queued request answers NOT_READY itself when not connected
         for job in list(self._trs.values()):
             if job.timer is not None:
                 job.timer.stop()
+            self._give_back_screen(job)
         self._trs.clear()
         self.tr_queue.clear()
+        self._free_tr_screens = list(TR_SCREENS)  # nothing is in flight any more
         self._refreshing = False
 
     # ------------------------------------------------------------------------------------
@@ -359,8 +424,9 @@ class KiwoomBroker(Broker):
     # ------------------------------------------------------------------------------------
     def reconcile(self) -> None:
         """Holdings (all pages), deposit, today's orders; then ready."""
-        positions: List[Position] = []
+        lots: List[Any] = []
         summary: List[tr.BalanceSummary] = []
+        seen: set = set()
 
         def failed(words: str) -> None:
             if self.state == RECONCILE:
@@ -370,10 +436,10 @@ class KiwoomBroker(Broker):
             s, ps = tr.read_balance(page)
             if not summary:
                 summary.append(s)
-            positions.extend(ps)
+            lots.extend(tr.read_balance_lots(page))
 
         def balance_done() -> None:
-            self._apply_positions(positions)
+            self._apply_lots(lots)
             self._query(
                 tr.DEPOSIT,
                 tr.deposit_inputs(self.account),
@@ -387,11 +453,13 @@ class KiwoomBroker(Broker):
 
         def orders_page(page: tr.Page) -> None:
             for order in tr.read_orders(page):
+                seen.add(order.order_id)
                 changed = self.book.seed(order)
                 if changed is not None:
                     self.listener.on_order(changed)
 
         def orders_done() -> None:
+            self._settle_missing(seen)
             self._publish_account(summary[0] if summary else None)
             if self.state != RECONCILE:
                 return
@@ -405,7 +473,17 @@ class KiwoomBroker(Broker):
 
         self._query(tr.BALANCE, tr.balance_inputs(self.account), balance_page, balance_done, failed)
 
+    def _apply_lots(self, lots: List[Any]) -> None:
+        """opw00018 rows, one per lot ((신용구분, position)): kept per lot, published per code."""
+        self._lots = {}
+        for credit, pos in lots:
+            self._lots.setdefault(pos.code, {})[credit] = pos
+        self._apply_positions(
+            chejan.merge_lots(p for by_credit in self._lots.values() for p in by_credit.values())
+        )
+
     def _apply_positions(self, positions: List[Position]) -> None:
+        positions = chejan.merge_lots(positions)
         seen = set()
         for pos in positions:
             seen.add(pos.code)
@@ -455,10 +533,10 @@ class KiwoomBroker(Broker):
     def query_positions(self) -> None:
         if self.state != READY:
             return
-        positions: List[Position] = []
+        lots: List[Any] = []
         self._query(tr.BALANCE, tr.balance_inputs(self.account),
-                    lambda page: positions.extend(tr.read_balance(page)[1]),
-                    lambda: (self._apply_positions(positions), self._publish_account()),
+                    lambda page: lots.extend(tr.read_balance_lots(page)),
+                    lambda: (self._apply_lots(lots), self._publish_account()),
                     self._log_query_error)  # fmt: skip
 
     def _schedule_refresh(self) -> None:
@@ -471,10 +549,10 @@ class KiwoomBroker(Broker):
         if self.state != READY or self._refreshing:
             return
         self._refreshing = True
-        positions: List[Position] = []
+        lots: List[Any] = []
 
         def done() -> None:
-            self._apply_positions(positions)
+            self._apply_lots(lots)
             self._query(
                 tr.DEPOSIT, tr.deposit_inputs(self.account), self._read_deposit, finished, failed
             )
@@ -488,7 +566,8 @@ class KiwoomBroker(Broker):
             self._log_query_error(words)
 
         self._query(tr.BALANCE, tr.balance_inputs(self.account),
-                    lambda page: positions.extend(tr.read_balance(page)[1]), done, failed)  # fmt: skip
+                    lambda page: lots.extend(tr.read_balance_lots(page)),
+                    done, failed)  # fmt: skip
 
     def query_account(self) -> None:
         if self.state != READY:
@@ -496,18 +575,92 @@ class KiwoomBroker(Broker):
         self._query(tr.DEPOSIT, tr.deposit_inputs(self.account), self._read_deposit,
                     self._publish_account, self._log_query_error)  # fmt: skip
 
-    def query_open_orders(self) -> None:
+    def query_open_orders(self, then: Optional[Callable[[], None]] = None) -> None:
+        """opt10075 into the book; orders it no longer lists get their final state from the
+        order history (opt10076); then ``then()`` (also after a failure)."""
         if self.state != READY:
+            if then is not None:
+                then()
             return
+        seen: set = set()
 
         def page(p: tr.Page) -> None:
             for order in tr.read_orders(p):
+                seen.add(order.order_id)
                 changed = self.book.seed(order)
                 if changed is not None:
                     self.listener.on_order(changed)
 
+        def failed(words: str) -> None:
+            self._log_query_error(words)
+            if then is not None:
+                then()
+
+        self._query(tr.ORDERS, tr.orders_inputs(self.account), page,
+                    lambda: self._settle_missing(seen, then), failed)  # fmt: skip
+
+    def _settle_missing(self, seen: Any, then: Optional[Callable[[], None]] = None) -> None:
+        """Open orders of the book that opt10075 did not list: ask today's history (opt10076)
+        for their final state instead of guessing (they may have filled or been cancelled while
+        chejan events were lost)."""
+        missing = {o.order_id for o in self.book.open_orders() if o.order_id not in seen}
+        if not missing:
+            if then is not None:
+                then()
+            return
+        found: set = set()
+
+        def page(p: tr.Page) -> None:
+            for order in tr.read_history(p):
+                if order.order_id in missing:
+                    found.add(order.order_id)
+                    changed = self.book.seed(order)
+                    if changed is not None:
+                        self.listener.on_order(changed)
+
+        def done() -> None:
+            for order_id in sorted(missing - found):
+                log.warning(
+                    "order %s is in neither opt10075 nor opt10076; left as it was", order_id
+                )
+            if then is not None:
+                then()
+
+        def failed(words: str) -> None:
+            self._log_query_error(words)
+            if then is not None:
+                then()
+
+        self._query(tr.HISTORY, tr.history_inputs(self.account), page, done, failed)
+
+    def history(self, code: str, interval: str, count: int, done: Done) -> None:
+        """``opt10081``/``opt10080`` with continuation, through the TR rate limits."""
+        if self.state != READY:
+            done(Result.failure(self._not_ready(), NOT_READY))
+            return
+        now = krx.now_kst()
+        collected: List[List[int]] = []
+        answered = [False]
+
+        def once(result: Result) -> None:
+            if not answered[0]:
+                answered[0] = True
+                done(result)
+
+        def page(p: tr.Page) -> bool:
+            collected.extend(chart.read_page(p, interval))
+            return len(collected) <= count  # one spare row: today's candle is dropped
+
+        def finished() -> None:
+            candles = chart.finish(collected, interval, count, now)
+            once(Result.success(candles=candles, source=self.name))
+
         self._query(
-            tr.ORDERS, tr.orders_inputs(self.account), page, lambda: None, self._log_query_error
+            chart.trcode_of(interval),
+            chart.inputs(code, interval, now.date()),
+            page,
+            finished,
+            lambda words: once(Result.failure("history of {}: {}".format(code, words))),
         )
 
     def _log_query_error(self, words: str) -> None:
@@ -517,7 +670,7 @@ class KiwoomBroker(Broker):
         self,
         trcode: str,
         inputs: tr.Inputs,
-        on_page: Callable[[tr.Page], None],
+        on_page: Callable[[tr.Page], Optional[bool]],
         on_done: Callable[[], Any],
         on_error: Callable[[str], None],
     ) -> None:
@@ -533,16 +686,23 @@ class KiwoomBroker(Broker):
 
     def _send_tr(self, job: _TrJob) -> None:
         if self.state not in (RECONCILE, READY):
+            self._give_back_screen(job)
             job.on_error("not connected")
             return
+        if not job.screen:
+            if not self._free_tr_screens:
+                self.tr_queue.retry_front(lambda: self._send_tr(job), 0.2)
+                return
+            job.screen = self._free_tr_screens.pop(0)
         for item, value in job.inputs:
             self.control.set_input_value(item, value)
-        ret = self.control.comm_rq_data(job.rqname, job.trcode, job.prev_next, TR_SCREEN)
+        ret = self.control.comm_rq_data(job.rqname, job.trcode, job.prev_next, job.screen)
         if ret == QUERY_RATE_EXCEEDED:
             log.info("kiwoom refused %s for its rate (-200); trying again in 1 s", job.trcode)
             self.tr_queue.retry_front(lambda: self._send_tr(job), 1.0)
             return
         if ret != 0:
+            self._give_back_screen(job)
             job.on_error("{} failed: {}".format(job.trcode, describe(ret)))
             return
         self._trs[job.rqname] = job
@@ -550,8 +710,18 @@ class KiwoomBroker(Broker):
             lambda: self._tr_timed_out(job), start_ms=int(self.tr_timeout_s * 1000)
         )
 
+    def _give_back_screen(self, job: _TrJob) -> None:
+        """The request is over: its screen goes back to the pool, its real data is dropped
+        (a TR registers real-time data of what it asked for on its screen)."""
+        if job.screen:
+            screen, job.screen = job.screen, ""
+            if self.state in (RECONCILE, READY):
+                self.control.disconnect_real_data(screen)
+            self._free_tr_screens.append(screen)
+
     def _tr_timed_out(self, job: _TrJob) -> None:
         if self._trs.pop(job.rqname, None) is job:
+            self._give_back_screen(job)
             job.on_error("no answer to {} within {:g} s".format(job.trcode, self.tr_timeout_s))
 
     def _on_tr_data(
@@ -577,12 +747,14 @@ class KiwoomBroker(Broker):
             job.timer.stop()
         page = tr.Page(trcode, rqname, self.control.get_comm_data, self.control.get_repeat_cnt,
                        prev_next.strip() == "2")  # fmt: skip
-        job.on_page(page)
-        if page.has_next:
+        more = job.on_page(page)
+        if page.has_next and more is not False:  # on_page returns False when it has enough
             job.prev_next = 2
             if not self.tr_queue.submit(lambda: self._send_tr(job)):
+                self._give_back_screen(job)
                 job.on_error("too many queries waiting: query rate exceeded")
             return
+        self._give_back_screen(job)
         job.on_done()
 
     # ------------------------------------------------------------------------------------
@@ -783,6 +955,13 @@ class KiwoomBroker(Broker):
         job.screen = next(self._order_screens)
         ret = self.control.send_order(job.rqname, job.screen, self.account, job.order_type, job.code,
                                       job.qty, job.price, job.hoga, job.orig)  # fmt: skip
+        if ret in ORDER_RATE_CODES and job.rate_retries < ORDER_RATE_RETRIES:
+            # The order never left: it waits at the head of the queue and goes again.
+            job.rate_retries += 1
+            log.info("kiwoom refused an order for its rate (%s); sending it again in %.1f s",
+                     describe(ret), ORDER_RATE_RETRY_S)  # fmt: skip
+            self.order_queue.retry_front(lambda: self._send_order(job), ORDER_RATE_RETRY_S)
+            return
         if ret != 0:
             job.finished = True
             job.done(Result.failure("Kiwoom refused the order: " + describe(ret), BROKER_ERROR))
@@ -793,36 +972,79 @@ class KiwoomBroker(Broker):
         )
 
     def _order_timed_out(self, job: _OrderJob) -> None:
-        if self._orders.pop(job.rqname, None) is not None:
+        waiting = self._orders.pop(job.rqname, None) or self._rejecting.pop(job.rqname, None)
+        if job.order_id and self._confirming.get(job.order_id) is job:
+            del self._confirming[job.order_id]
+            waiting = job
+        if waiting is not None:
             self._finish_order(job, Result.failure(
                 "Kiwoom did not confirm the order within {:g} s; the order list is being checked".format(
                     self.order_timeout_s), BROKER_ERROR))  # fmt: skip
             self.query_open_orders()
 
     def _order_answer(self, job: _OrderJob, trcode: str) -> None:
-        """OnReceiveTrData for a SendOrder: the order number, or empty when Kiwoom refused it."""
+        """OnReceiveTrData for a SendOrder: the order number, or empty when Kiwoom refused it
+        (KOA guide: "주문번호 … 공백이면 주문실패"). The request is kept until its fate is
+        known: a refusal message (before or after this answer) ends it; a chejan that still
+        follows binds it; otherwise the order timeout answers and checks the order list."""
         number = self.control.get_comm_data(trcode, job.rqname, 0, "주문번호").strip()
         if number:
             self._bind(job, number)
             return
         self._orders.pop(job.rqname, None)
-        words = self._messages.pop(job.rqname, "")
-        if words:
-            self._reject(job, words)
-            return
-        # Kiwoom says why in OnReceiveMsg, which may come just after: wait for it a moment.
         self._rejecting[job.rqname] = job
-        if job.timer is not None:
-            job.timer.stop()
-        job.timer = self._timer(lambda: self._reject(job, ""), start_ms=REASON_WAIT_MS)
+        if job.refusal:
+            self._refused(job, job.refusal)
+
+    def _refused(self, job: _OrderJob, words: str) -> None:
+        """Kiwoom refused the request, in ``words`` (a refusal message, never a success one)."""
+        self._rejecting.pop(job.rqname, None)
+        if self._is_quantity_race(job, words):
+            self._requantify(job, words)
+            return
+        self._finish_order(job, Result.failure("Kiwoom rejected the order: " + words, BROKER_ERROR))
 
     def _reject(self, job: _OrderJob, words: str) -> None:
-        self._rejecting.pop(job.rqname, None)
-        words = words or "no order number was given"
-        self._finish_order(job, Result.failure("Kiwoom rejected the order: " + words, BROKER_ERROR))
+        """Kept for callers of the old name: a refusal in ``words``."""
+        self._refused(job, words or "no order number was given")
+
+    def _is_quantity_race(self, job: _OrderJob, words: str) -> bool:
+        return (
+            job.role in (chejan.ROLE_CANCEL, chejan.ROLE_MODIFY)
+            and not job.requantified
+            and "수량" in words  # about a quantity (not, say, a price above the limit: 초과 too)
+            and any(w in words for w in QTY_RACE_WORDS)
+        )
+
+    def _requantify(self, job: _OrderJob, words: str) -> None:
+        """A cancel or modify named more shares than were left (a fill came in between): read
+        the order again (opt10075, or its history) and send it once more with what is left."""
+        job.requantified = True
+        log.info(
+            "kiwoom: %s of %s refused (%s); reading the order again", job.role, job.orig, words
+        )
+
+        def again() -> None:
+            order = self.book.order(job.orig)
+            if order is None or not order.is_open:
+                status = order.status if order is not None else "unknown"
+                self._finish_order(job, Result.failure(
+                    "order {} is already {}: nothing left to {}".format(job.orig, status, job.role),
+                    INVALID_ARGUMENT))  # fmt: skip
+                return
+            job.qty = min(job.qty, order.remaining_qty)
+            job.rqname = ""
+            job.order_id = ""
+            job.refusal = ""
+            if job.timer is not None:
+                job.timer.stop()
+            self._submit_order(job)
+
+        self.query_open_orders(then=again)
 
     def _bind(self, job: _OrderJob, number: str) -> None:
         self._orders.pop(job.rqname, None)
+        self._rejecting.pop(job.rqname, None)
         self._messages.pop(job.rqname, None)
         if job.finished:
             return
@@ -830,14 +1052,37 @@ class KiwoomBroker(Broker):
                                       job.cmd_id, job.orig, job.role, job.received)  # fmt: skip
         if changed is not None:
             self.listener.on_order(changed)
-        if job.role == chejan.ROLE_CANCEL:
-            result = Result.success(order_id=job.orig, cancel_order_id=number)
-        else:
-            result = Result.success(order_id=number)
         job.order_id = number
-        self._finish_order(job, result)
-        if job.then is not None:
-            job.then(number)
+        if job.role == chejan.ROLE_ORDER:
+            self._finish_order(job, Result.success(order_id=number))
+        else:
+            # A cancel or modify is answered once Kiwoom confirms it (확인), or refuses it with a
+            # 919 거부사유, which leaves the original order as it was.
+            outcome = self.book.leg_outcome(number)
+            if outcome is None:
+                self._confirming[number] = job
+            else:
+                self._leg_resolved(job, outcome)
+        then, job.then = job.then, None  # once, even if the request is sent again
+        if then is not None:
+            then(number)
+
+    def _leg_resolved(self, job: _OrderJob, reason: str) -> None:
+        self._confirming.pop(job.order_id, None)
+        if not reason:
+            if job.role == chejan.ROLE_CANCEL:
+                result = Result.success(order_id=job.orig, cancel_order_id=job.order_id)
+            else:
+                result = Result.success(order_id=job.order_id)
+            self._finish_order(job, result)
+        elif self._is_quantity_race(job, reason):
+            if job.timer is not None:
+                job.timer.stop()
+            self._requantify(job, reason)
+        else:
+            self._finish_order(job, Result.failure(
+                "Kiwoom refused the {} of order {}: {}; the order is unchanged".format(
+                    job.role, job.orig, reason), BROKER_ERROR))  # fmt: skip
 
     def _finish_order(self, job: _OrderJob, result: Result) -> None:
         if job.timer is not None:
@@ -854,7 +1099,7 @@ class KiwoomBroker(Broker):
         side = chejan.side_of(fields)
         qty = int(fields.get(chejan.FID_ORDER_QTY, "0").strip() or 0)
         orig = fields.get(chejan.FID_ORIG_ORDER_NO, "").strip()
-        for job in self._orders.values():
+        for job in list(self._orders.values()) + list(self._rejecting.values()):
             if job.role != role or job.code != code or job.side != side or job.qty != qty:
                 continue
             if role != chejan.ROLE_ORDER and job.orig != orig:
@@ -891,11 +1136,22 @@ class KiwoomBroker(Broker):
                 self.listener.on_fill(fill)
             if update.fills:
                 self._schedule_refresh()
+            leg = self._confirming.get(number) if number else None
+            if leg is not None:
+                outcome = self.book.leg_outcome(number)
+                if outcome is not None:
+                    self._leg_resolved(leg, outcome)
         elif gubun == chejan.GUBUN_BALANCE:
             fields = chejan.read_fields(self.control.get_chejan_data, chejan.BALANCE_FIDS)
-            pos = chejan.parse_balance(fields)
-            if pos is None:
+            lot = chejan.parse_balance(fields)
+            if lot is None:
                 return
+            # One event is one lot (917 신용구분): keep it, publish the code's lots summed.
+            self._lots.setdefault(lot.code, {})[chejan.credit_of(fields)] = lot
+            (pos,) = chejan.merge_lots(self._lots[lot.code].values())
+            # 990 (cash) + 992 (credit) are the code's realised P&L on every balance event of
+            # it, whichever lot the event is about: the latest event's, not a sum over lots.
+            pos = pos.replace(realized_pnl=lot.realized_pnl)
             self._realized[pos.code] = pos.realized_pnl
             self._remember_position(pos)
             self._schedule_refresh()
@@ -904,14 +1160,18 @@ class KiwoomBroker(Broker):
     # messages and faults
     # ------------------------------------------------------------------------------------
     def _on_msg(self, screen: str, rqname: str, trcode: str, msg: str) -> None:
+        text = msg.strip()
+        # Only a refusal is a reason: success notices ("[100000] 모의투자 매수주문완료",
+        # "[00Z112] 모의투자 정상처리 되었습니다") come first for orders that went through.
         rejecting = self._rejecting.get(rqname)
         if rejecting is not None:
-            self._reject(rejecting, msg.strip())
-        elif rqname in self._orders:
-            self._messages[rqname] = msg.strip()
-        log.info("kiwoom message [%s %s]: %s", rqname, trcode, msg.strip())
+            if is_refusal(text):
+                self._refused(rejecting, text)
+        elif rqname in self._orders and is_refusal(text):
+            self._orders[rqname].refusal = text
+        log.info("kiwoom message [%s %s]: %s", rqname, trcode, text)
         if "재접속" in msg and self.state in (RECONCILE, READY):
-            self._lost("Kiwoom asked for a reconnect (daily server restart): " + msg.strip())
+            self._restart("Kiwoom asked for a reconnect (daily server restart): " + text)
 
     # ------------------------------------------------------------------------------------
     # condition search (optional surge source)

@@ -9,7 +9,7 @@ largest cumulative fill, the set of confirmed reductions, a rejection) and deriv
 status from them: whatever the arrival order, the same events give the same final order.
 """
 
-from typing import Callable, Dict, Iterable, List, NamedTuple, Optional
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from core.protocol.envelope import now_ms
 from core.protocol.events import (
@@ -59,15 +59,23 @@ FID_HELD_QTY = 930
 FID_AVG_PRICE = 931
 FID_SELLABLE_QTY = 933
 FID_REALIZED_TODAY = 950
+# Added for issue 17 (names from koapy's fid.csv, dumped from the real control):
+FID_CUM_AMOUNT = 903  # 체결누계금액: the sum of price x qty of every fill so far
+FID_LAST_FILL_PRICE = 910  # 체결가: the price of the latest fill (FID_CUM_PRICE is the old name)
+FID_CREDIT = 917  # 신용구분 on balance events: "00" cash, other values a credit lot
+FID_REALIZED_CASH = 990  # 당일실현손익(유가): today's realised P&L of the cash lot
+FID_REALIZED_CREDIT = 992  # 당일실현손익(신용): the same for a credit lot
+CREDIT_CASH = "00"
 
 ORDER_FIDS = (
     FID_ACCOUNT, FID_ORDER_NO, FID_CODE, FID_NAME, FID_STATUS, FID_ORDER_QTY, FID_ORDER_PRICE,
     FID_UNFILLED, FID_ORIG_ORDER_NO, FID_ORDER_KIND, FID_HOGA_KIND, FID_SIDE, FID_TIME,
     FID_CUM_PRICE, FID_CUM_QTY, FID_FILL_PRICE, FID_FILL_QTY, FID_FEE, FID_TAX, FID_REJECT_REASON,
+    FID_CUM_AMOUNT,
 )  # fmt: skip
 BALANCE_FIDS = (
     FID_ACCOUNT, FID_CODE, FID_NAME, FID_CURRENT_PRICE, FID_HELD_QTY, FID_AVG_PRICE,
-    FID_SELLABLE_QTY, FID_REALIZED_TODAY,
+    FID_SELLABLE_QTY, FID_REALIZED_TODAY, FID_CREDIT, FID_REALIZED_CASH, FID_REALIZED_CREDIT,
 )  # fmt: skip
 
 STATUS_RECEIVED = "접수"
@@ -144,6 +152,12 @@ class OrderFacts:
         self.reject_reason = ""
         self.reductions: Dict[str, Reduction] = {}
         self.reported_open = 0  # from reconciliation: unfilled qty when no chejan says more
+        self.cum_amount = 0  # 903 체결누계금액, the largest seen
+        self.confirmed = False  # a 확인 was seen (cancel and modify legs)
+        self.closed = False  # a 체결/확인 said 902 미체결수량 = 0: nothing of it rests any more
+        #: 938/939 are "cumulative" (per order) or "per_fill"; decided from the numbers (see _charges).
+        self.charge_mode = ""
+        self.fee_rate = 0.0
 
     def reduced(self) -> int:
         return sum(r.qty for r in self.reductions.values())
@@ -153,7 +167,7 @@ class OrderFacts:
             return REJECTED
         if self.qty > 0 and self.filled >= self.qty:
             return FILLED
-        if self.qty > 0 and self.qty - self.filled - self.reduced() <= 0:
+        if self.qty > 0 and (self.qty - self.filled - self.reduced() <= 0 or self.closed):
             return CANCELLED
         if self.filled > 0:
             return PARTIALLY_FILLED
@@ -225,6 +239,16 @@ class OrderBook:
     def open_orders(self) -> List[Order]:
         return [o for o in self.orders() if o.is_open]
 
+    def leg_outcome(self, order_id: str) -> Optional[str]:
+        """A cancel or modify leg: None while its fate is unknown, "" once confirmed, or the
+        refusal reason (919) when Kiwoom refused it."""
+        facts = self._facts.get(order_id)
+        if facts is None:
+            return None
+        if facts.reject_reason:
+            return facts.reject_reason
+        return "" if facts.confirmed else None
+
     # -- inputs ----------------------------------------------------------------------------
     def note_sent(
         self,
@@ -288,11 +312,14 @@ class OrderBook:
         self._absorb(facts, fields)
         fills = self._fill_from(facts, fields)
         orders: List[Order] = []
-        status = fields.get(FID_STATUS, "").strip()
         orig = order_no(fields.get(FID_ORIG_ORDER_NO, ""))
-        if role != ROLE_ORDER and orig and status == STATUS_CONFIRMED and facts.qty > 0:
+        if role != ROLE_ORDER and orig and (facts.confirmed or facts.reject_reason):
             parent = self._facts_for(orig, ROLE_ORDER)
-            if order_id not in parent.reductions:
+            if facts.reject_reason:
+                # A refused cancel or modify (확인 with a 919 거부사유): the parent stays as it was.
+                if parent.reductions.pop(order_id, None) is not None:
+                    parent.updated_ts = self.clock_ms()
+            elif facts.qty > 0 and order_id not in parent.reductions:
                 parent.reductions[order_id] = Reduction(facts.qty, role)
                 parent.updated_ts = self.clock_ms()
             changed = self._changed(parent)
@@ -337,33 +364,49 @@ class OrderBook:
         status = fields.get(FID_STATUS, "").strip()
         if status in (STATUS_RECEIVED, STATUS_CONFIRMED, STATUS_FILLED):
             facts.accepted = True
+        if status == STATUS_CONFIRMED:
+            facts.confirmed = True
         reason = fields.get(FID_REJECT_REASON, "").strip()
         if status == STATUS_REJECTED or (reason and reason.strip("0")):
-            facts.reject_reason = reason or "rejected by the exchange"
+            facts.reject_reason = reason if reason.strip("0") else "rejected by the exchange"
+        # 902 미체결수량 = 0 on a fill or a confirmation: nothing rests any more (a cancel of the
+        # rest, an IOC remainder, a close the reductions alone would not explain).
+        unfilled = fields.get(FID_UNFILLED, "").strip()
+        if (
+            facts.role == ROLE_ORDER
+            and status in (STATUS_FILLED, STATUS_CONFIRMED)
+            and unfilled
+            and to_int(unfilled) == 0
+        ):
+            facts.closed = True
 
     def _fill_from(self, facts: OrderFacts, fields: Fields) -> List[Fill]:
+        """A fill from the cumulative 911 체결량; its price from 914/915 (this fill) or from the
+        growth of 903 체결누계금액. 910 체결가 is the price of the latest fill, not an average
+        (koapy's recorded real-control events: 903 77000, 910 77000, 911 1, 914 77000, 915 1),
+        so the order's average is 903 / 911."""
         cum = to_int(fields.get(FID_CUM_QTY, ""))
         if cum <= facts.filled:
             return []  # nothing new, or an older event arriving late
         delta = cum - facts.filled
-        cum_avg = to_price(fields.get(FID_CUM_PRICE, ""))
+        cum_amount = to_int(fields.get(FID_CUM_AMOUNT, ""))
+        last_price = to_price(fields.get(FID_LAST_FILL_PRICE, ""))
         this_qty = to_int(fields.get(FID_FILL_QTY, ""))
         this_price = to_price(fields.get(FID_FILL_PRICE, ""))
+        known_amount = facts.cum_amount or facts.avg_price * facts.filled
         if this_qty == delta and this_price > 0:
             price = this_price
-        elif cum_avg > 0:
-            # Events were skipped or reordered: the price of the missing part from the averages.
-            price = int(round((cum_avg * cum - facts.avg_price * facts.filled) / float(delta)))
+        elif cum_amount > known_amount:
+            # Events were skipped or reordered: the price of the missing part from the amounts.
+            price = int(round((cum_amount - known_amount) / float(delta)))
         else:
-            price = this_price
-        fee_total = to_int(fields.get(FID_FEE, ""))
-        tax_total = to_int(fields.get(FID_TAX, ""))
-        fee = max(0, fee_total - facts.fee_total)
-        tax = max(0, tax_total - facts.tax_total)
-        facts.fee_total = max(facts.fee_total, fee_total)
-        facts.tax_total = max(facts.tax_total, tax_total)
+            price = last_price or this_price
+        if cum_amount <= 0:
+            cum_amount = known_amount + price * delta
+        fee, tax = self._charges(facts, fields, price * delta, cum_amount)
         facts.filled = cum
-        facts.avg_price = cum_avg or price
+        facts.cum_amount = cum_amount
+        facts.avg_price = int(round(cum_amount / float(cum)))
         return [
             Fill(
                 fill_id="{}-{}".format(facts.order_id, cum),
@@ -376,6 +419,42 @@ class OrderBook:
                 tax=tax,
             )
         ]
+
+    @staticmethod
+    def _charges(
+        facts: OrderFacts, fields: Fields, fill_value: int, cum_value: int
+    ) -> Tuple[int, int]:
+        """This fill's fee and tax from 938 당일매매수수료 / 939 당일매매세금.
+
+        The sources disagree on whether these are the order's running totals or this fill's
+        own: KOA names them 당일 (today's), and koapy's recorded events show a single fill only.
+        So both are handled: on the first fill the two readings agree and give the fee rate; from
+        the second fill on, a value below the running total can only be per fill, otherwise the
+        reading closer to rate x value decides, once per order."""
+        fee_value = to_int(fields.get(FID_FEE, ""))
+        tax_value = to_int(fields.get(FID_TAX, ""))
+        if facts.filled == 0 and not facts.fee_total and not facts.tax_total:
+            facts.fee_total, facts.tax_total = fee_value, tax_value
+            facts.fee_rate = fee_value / float(fill_value) if fill_value else 0.0
+            return fee_value, tax_value
+        if not facts.charge_mode and (fee_value or tax_value):
+            if fee_value < facts.fee_total or tax_value < facts.tax_total:
+                facts.charge_mode = "per_fill"
+            elif facts.fee_rate > 0:
+                as_total = abs(fee_value - facts.fee_rate * cum_value)
+                as_fill = abs(fee_value - facts.fee_rate * fill_value)
+                facts.charge_mode = "cumulative" if as_total <= as_fill else "per_fill"
+            else:
+                facts.charge_mode = "cumulative"
+        if facts.charge_mode == "per_fill":
+            facts.fee_total += fee_value
+            facts.tax_total += tax_value
+            return fee_value, tax_value
+        fee = max(0, fee_value - facts.fee_total)
+        tax = max(0, tax_value - facts.tax_total)
+        facts.fee_total = max(facts.fee_total, fee_value)
+        facts.tax_total = max(facts.tax_total, tax_value)
+        return fee, tax
 
     def _changed(self, facts: OrderFacts) -> Optional[Order]:
         """The order if it differs from what was last reported (cancel legs are never reported)."""
@@ -398,7 +477,43 @@ def parse_balance(fields: Fields) -> Optional[Position]:
     avg = to_price(fields.get(FID_AVG_PRICE, ""))
     last = to_price(fields.get(FID_CURRENT_PRICE, ""))
     return make_position(code, fields.get(FID_NAME, "").strip(), qty, avg, last,
-                         to_int(fields.get(FID_REALIZED_TODAY, "")))  # fmt: skip
+                         realized_of(fields))  # fmt: skip
+
+
+def realized_of(fields: Fields) -> int:
+    """Today's realised P&L of a balance event: 990 당일실현손익(유가) + 992 (신용), which KOA
+    names 실현손익; 950 당일총매도손익 (total sell P&L) only when neither is sent."""
+    cash = fields.get(FID_REALIZED_CASH, "").strip()
+    credit = fields.get(FID_REALIZED_CREDIT, "").strip()
+    if cash or credit:
+        return to_int(cash) + to_int(credit)
+    return to_int(fields.get(FID_REALIZED_TODAY, ""))
+
+
+def credit_of(fields: Fields) -> str:
+    """917 신용구분 of a balance event ("00" cash when missing)."""
+    return fields.get(FID_CREDIT, "").strip() or CREDIT_CASH
+
+
+def merge_lots(lots: Iterable[Position]) -> List[Position]:
+    """Positions of one code held in several lots (cash and credit: opw00018 조회구분 2 lists
+    each lot on its own row; 917 says which lot a balance event is about) summed into one
+    position per code: quantities add, the average price is weighted by quantity."""
+    by_code: Dict[str, List[Position]] = {}
+    for lot in lots:
+        by_code.setdefault(lot.code, []).append(lot)
+    out = []
+    for code, group in by_code.items():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        qty = sum(p.qty for p in group)
+        cost = sum(p.qty * p.avg_price for p in group)
+        avg = int(round(cost / float(qty))) if qty else 0
+        last = next((p.last_price for p in group if p.last_price), 0)
+        name = next((p.name for p in group if p.name), "")
+        out.append(make_position(code, name, qty, avg, last, sum(p.realized_pnl for p in group)))
+    return out
 
 
 def make_position(

@@ -6,6 +6,9 @@ OK = 0
 SOCKET_CLOSED = -106
 QUERY_RATE_EXCEEDED = -200
 ORDER_RATE_EXCEEDED = -308
+ORDER_LIMIT_EXCEEDED = -311
+#: SendOrder refusals for the rate: the order never left, so it waits and goes again.
+ORDER_RATE_CODES = (ORDER_RATE_EXCEEDED, ORDER_LIMIT_EXCEEDED)
 
 #: code → what it means, for replies and logs.
 MESSAGES: Dict[int, str] = {
@@ -14,6 +17,7 @@ MESSAGES: Dict[int, str] = {
     -11: "condition search: no such condition index",
     -12: "condition search: condition index and name do not match",
     -13: "condition search: too many condition queries",
+    -22: "the request was not processed (TR failed)",  # koapy OP_ERR_TR_FAIL = -22
     -100: "login failed: user information exchange failed",
     -101: "login failed: could not connect to the Kiwoom server",
     -102: "login failed: version update failed (let OpenAPI+ update itself, then restart)",
@@ -52,3 +56,14 @@ def describe(code: int) -> str:
     if words is None:
         return "Kiwoom error {}".format(code)
     return "{} ({})".format(words, code)
+
+
+#: Words in an OnReceiveMsg that say an order went through (koapy's recorded real control:
+#: "[100000] 모의투자 매수주문완료"; the older mock server: "[00Z112] 모의투자 정상처리 되었습니다").
+SUCCESS_WORDS = ("정상처리", "정상적으로", "주문완료", "완료되었습니다")
+
+
+def is_refusal(message: str) -> bool:
+    """An order's OnReceiveMsg that says why Kiwoom refused it (not a success notice)."""
+    text = (message or "").strip()
+    return bool(text) and not any(word in text for word in SUCCESS_WORDS)

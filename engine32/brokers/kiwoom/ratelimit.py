@@ -17,7 +17,16 @@ from typing import Callable, Deque, List, Optional, Sequence, Tuple
 Windows = Sequence[Tuple[float, int]]
 
 TR_WINDOWS: Windows = ((1.0, 5), (18.0, 5), (90.0, 25), (180.0, 50), (3600.0, 1000))
-ORDER_WINDOWS: Windows = ((1.0, 5),)
+#: 5 orders a second (KOA: "주문은 1초당 5회로 제한"; koapy's SendOrder limiter is (1 s, 5)),
+#: kept with a margin: the 6th order leaves at least 1.1 s after the 1st, whatever the timer
+#: and clock jitter on the PC (Qt timers fire up to a few ms early or late).
+ORDER_MARGIN_S = 0.1
+ORDER_WINDOWS: Windows = ((1.0 + ORDER_MARGIN_S, 5),)
+#: The clock of the windows. ``time.monotonic`` on Windows before Python 3.13 is
+#: GetTickCount64, 15.6 ms steps; ``time.perf_counter`` is QueryPerformanceCounter, better than
+#: 1 us (CPython gh-88494, "Use QueryPerformanceCounter() for time.monotonic()", which made the
+#: two the same clock in 3.13; trio issue #33 "Which clock should we use on Windows?").
+CLOCK = time.perf_counter
 #: Condition searches: once a minute per condition (on top of the TR windows).
 CONDITION_WINDOWS: Windows = ((60.0, 1),)
 
@@ -25,7 +34,7 @@ CONDITION_WINDOWS: Windows = ((60.0, 1),)
 class SlidingWindows:
     """Call history checked against several (period, count) windows at once."""
 
-    def __init__(self, windows: Windows, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, windows: Windows, clock: Callable[[], float] = CLOCK) -> None:
         if not windows:
             raise ValueError("at least one window is needed")
         for period, count in windows:
@@ -77,7 +86,7 @@ class RateQueue:
         windows: Windows,
         schedule: Callable[[int], None],
         max_pending: int = 50,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = CLOCK,
     ) -> None:
         self.name = name
         self.limits = SlidingWindows(windows, clock)

@@ -21,12 +21,14 @@ from core.protocol.events import (
     Position,
 )
 
-from .chejan import ROLE_CANCEL, make_position, role_of
+from .chejan import CREDIT_CASH, ROLE_CANCEL, make_position, role_of
 from .values import to_code, to_int, to_price
 
 BALANCE = "opw00018"
 DEPOSIT = "opw00001"
 ORDERS = "opt10075"
+#: 체결요청: today's orders with their fills, for orders that opt10075 no longer lists.
+HISTORY = "opt10076"
 
 Inputs = List[Tuple[str, str]]
 
@@ -87,6 +89,20 @@ def orders_inputs(account: str) -> Inputs:
     ]
 
 
+def history_inputs(account: str) -> Inputs:
+    """All of today's orders of every code (조회구분 0), both sides, filled or not (체결구분 0);
+    주문번호 empty: from the first (koapy trinfo_by_code.json: opt10076 inputs)."""
+    return [
+        ("종목코드", ""),
+        ("조회구분", "0"),
+        ("매도수구분", "0"),
+        ("계좌번호", account),
+        ("비밀번호", ""),
+        ("주문번호", ""),
+        ("체결구분", "0"),
+    ]
+
+
 class BalanceSummary(NamedTuple):
     total_cost: int
     total_value: int
@@ -102,6 +118,8 @@ def read_balance(page: Page) -> Tuple[BalanceSummary, List[Position]]:
         estimated_assets=to_int(page.get("추정예탁자산")),
     )
     positions = []
+    # 조회구분 "2" lists each lot (cash, and each 신용구분 credit lot) on its own row: the broker
+    # sums them per code (chejan.merge_lots).
     for i in range(page.count()):
         code = to_code(page.get("종목번호", i))
         if not code:
@@ -116,6 +134,19 @@ def read_balance(page: Page) -> Tuple[BalanceSummary, List[Position]]:
             )
         )
     return summary, positions
+
+
+def read_balance_lots(page: Page) -> List[Tuple[str, Position]]:
+    """The rows of one opw00018 page as (신용구분, position of that lot); "00" is cash."""
+    lots = []
+    for i in range(page.count()):
+        code = to_code(page.get("종목번호", i))
+        if not code:
+            continue
+        pos = make_position(code, page.get("종목명", i), to_int(page.get("보유수량", i)),
+                            to_price(page.get("매입가", i)), to_price(page.get("현재가", i)))  # fmt: skip
+        lots.append((page.get("신용구분", i) or CREDIT_CASH, pos))
+    return lots
 
 
 class Deposit(NamedTuple):
@@ -170,3 +201,34 @@ def read_orders(page: Page) -> List[Order]:
             )
         )
     return orders
+
+
+def read_history(page: Page) -> List[Order]:
+    """Orders of one opt10076 page (same reading as opt10075's; its columns are a subset)."""
+    return read_orders(page)
+
+
+#: Every TR input and output field the adapter uses, for ``python -m engine32 --check-trs``
+#: (checked against the installed OpenAPI's own definitions) and its test (which checks that
+#: this list covers every SetInputValue and GetCommData the adapter makes on the fake control).
+USED_FIELDS = {
+    BALANCE: (
+        ("계좌번호", "비밀번호", "비밀번호입력매체구분", "조회구분"),
+        ("총매입금액", "총평가금액", "총평가손익금액", "추정예탁자산", "종목번호", "종목명", "보유수량",
+         "매입가", "현재가", "신용구분"),
+    ),
+    DEPOSIT: (
+        ("계좌번호", "비밀번호", "비밀번호입력매체구분", "조회구분"),
+        ("예수금", "주문가능금액", "d+2추정예수금"),
+    ),
+    ORDERS: (
+        ("계좌번호", "전체종목구분", "매매구분", "종목코드", "체결구분"),
+        ("주문번호", "주문구분", "주문수량", "미체결수량", "체결량", "주문상태", "원주문번호", "종목코드",
+         "주문가격", "매매구분", "종목명", "체결가"),
+    ),
+    HISTORY: (
+        ("종목코드", "조회구분", "매도수구분", "계좌번호", "비밀번호", "주문번호", "체결구분"),
+        ("주문번호", "주문구분", "주문수량", "미체결수량", "체결량", "주문상태", "원주문번호", "종목코드",
+         "주문가격", "매매구분", "종목명", "체결가"),
+    ),
+}  # fmt: skip

@@ -7,6 +7,7 @@ call; beyond that the deficit is dropped (counted in ``dropped_ticks``) rather t
 the engine spiral. The market itself never reads the wall clock (see ``exchange``).
 """
 
+import datetime
 import logging
 import random
 import time
@@ -14,11 +15,13 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from PyQt5.QtCore import QObject, Qt, QTimer
 
+from core.protocol import krx
 from core.protocol.errors import BROKER_ERROR, INVALID_ARGUMENT, NOT_READY
 from core.protocol.events import Order
 
 from ..base import Broker, BrokerInfo, BrokerListener, Done, ModifyRequest, OrderRequest, Result
 from .exchange import Clock, SimExchange
+from .history import past_candles
 from .universe import build_universe
 
 log = logging.getLogger(__name__)
@@ -238,6 +241,18 @@ class SimBroker(Broker):
 
     def open_orders(self) -> List[Order]:
         return self.exchange.open_orders()
+
+    def history(self, code: str, interval: str, count: int, done: Done) -> None:
+        """Past candles generated from the seed, ending at the previous close (``history``)."""
+        base = self.exchange.base_price(code)
+        if not base:
+            self._call(done, Result.failure("unknown code {}".format(code), INVALID_ARGUMENT))
+            return
+        today = datetime.datetime.fromtimestamp(self.exchange.clock() / 1000.0, krx.KST).date()
+        candles = past_candles(
+            self.seed, code, base, interval, count, today, self.settings["volatility"]
+        )
+        self._call(done, Result.success(candles=candles, source="sim"))
 
     def set_price(self, code: str, price: int) -> str:
         """SIM ONLY: trade ``code`` at ``price`` now (the ``sim_price`` command); '' or why not."""
