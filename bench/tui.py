@@ -10,7 +10,14 @@ fills. Measures, for an idle phase (heartbeat only) and then the loaded phase, e
   in the visible rows get unique prices; the output stream is searched for them),
 - and the time from start to the first frame with prices on it.
 
-Last line: ``tui: <KiB/s> KiB/s, <cpu>% CPU, p99 <ms> ms at <R> quotes/s, first frame <s> s``.
+With ``--ladder`` the loaded phase runs with the ladder (호가창, key ``o``) open on the first
+watchlist code, which also gets ``--books-per-s`` book events (50 by default) beside the R
+quotes/s: the quote probe is then that code's price (ladder header and tape), and the book
+probe is a unique best-ask quantity per book; book → screen is the delay from publishing a
+book to the first frame showing it or a later one (books are coalesced at the refresh rate).
+
+Last line: ``tui: <KiB/s> KiB/s, <cpu>% CPU, p99 <ms> ms at <R> quotes/s, first frame <s> s``
+(with ``--ladder``: followed by ``, ladder book p99 <ms> ms at <B> books/s``).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import fcntl
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -46,6 +54,7 @@ RUN = "bench-run"
 PROBE_CODES = 6  # the first watchlist rows, visible at 120×40
 PROBE_EVERY_S = 0.5  # per probe code: slower than the repaint so no probe is skipped
 BATCH_S = 0.05
+LADDER_PROBE_EVERY_S = 0.15  # one code's price on the ladder: still slower than the repaint
 
 
 def free_port() -> int:
@@ -312,6 +321,12 @@ def main() -> int:
         "--compare-tables", action="store_true", help="also measure DataTable vs the Line-API table"
     )
     ap.add_argument("--child-table", choices=("datatable", "keyed"), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--ladder", action="store_true", help="load phase with the ladder open (issue 13)"
+    )
+    ap.add_argument(
+        "--books-per-s", type=float, default=50.0, help="book events per second with --ladder"
+    )
     args = ap.parse_args()
     if args.child_table:
         table_child(args.child_table)
@@ -383,8 +398,25 @@ def main() -> int:
             print(term.output()[-2000:].decode("utf-8", "replace"))
             sys.exit("bench/tui.py: the console never showed the watchlist prices")
         time.sleep(1.0)  # let the first full repaint settle
+        ladder_code = universe[0]
+        book_probes: list[tuple[float, int]] = []
 
-        def measure(rate: int) -> dict:
+        def book(n: int) -> dict:
+            # Prices away from the probe range; the best ask's quantity 700,000 + n is the
+            # probe (no other figure on the ladder has that form: totals are left at 0).
+            asks = [[50100 + 100 * i, 700000 + n if i == 0 else 100 + i] for i in range(10)]
+            bids = [[50000 - 100 * i, 200 + i] for i in range(10)]
+            return {"code": ladder_code, "ts": int(time.time() * 1000), "time": "101500",
+                    "asks": asks, "bids": bids, "total_ask": 0, "total_bid": 0}  # fmt: skip
+
+        def open_ladder() -> None:
+            r.hset(k.state_book, ladder_code, json.dumps(book(0)))
+            os.write(term.master, b"o")
+            if term.wait_for("총잔량".encode(), 15) is None:
+                sys.exit("bench/tui.py: the ladder did not open")
+            time.sleep(1.0)
+
+        def measure(rate: int, ladder: bool = False) -> dict:
             nonlocal seq
             rng = random.Random(1)
             others = [c for c in universe if c not in probes]
@@ -393,10 +425,14 @@ def main() -> int:
             cpu0, t0 = term.cpu_s(), time.monotonic()
             bytes0 = term.offset_at(t0)
             sent: list[tuple[float, bytes]] = []
-            span = 1000 // len(probes) * 10  # each probe code walks its own price range
-            lows = {c: 10000 + i * span for i, c in enumerate(probes)}
+            shown = [ladder_code] if ladder else probes  # the codes whose price is on screen
+            every_s = LADDER_PROBE_EVERY_S if ladder else PROBE_EVERY_S
+            span = 1000 // len(shown) * 10  # each probe code walks its own price range
+            lows = {c: 10000 + i * span for i, c in enumerate(shown)}
             probe_price = dict(lows)
-            next_probe = {c: t0 + PROBE_EVERY_S * i / len(probes) for i, c in enumerate(probes)}
+            next_probe = {c: t0 + every_s * i / len(shown) for i, c in enumerate(shown)}
+            book_n = 0
+            book_carry = 0.0
             order_n = 0
             tick = t0
             per_batch = rate * BATCH_S
@@ -428,13 +464,27 @@ def main() -> int:
                             "quotes", RUN, seq, int(time.time() * 1000), {"items": items}
                         ).encode(),
                     )
-                due = [c for c in probes if rate and time.monotonic() >= next_probe[c]]
+                due = [c for c in shown if rate and time.monotonic() >= next_probe[c]]
                 stamps = []
+                book_stamps = []
+                if ladder:
+                    book_carry += args.books_per_s * BATCH_S
+                    for _ in range(int(book_carry)):
+                        book_n += 1
+                        seq += 1
+                        pub.publish(
+                            k.ev("book"),
+                            Envelope(
+                                "book", RUN, seq, int(time.time() * 1000), book(book_n)
+                            ).encode(),
+                        )
+                        book_stamps.append(book_n)
+                    book_carry -= int(book_carry)
                 for c in due:
                     probe_price[c] += 10
                     if probe_price[c] >= lows[c] + span:
                         probe_price[c] = lows[c] + 10
-                    next_probe[c] += PROBE_EVERY_S
+                    next_probe[c] += every_s
                     seq += 1
                     pub.publish(
                         k.ev("quotes"),
@@ -491,6 +541,7 @@ def main() -> int:
                 pub.execute()
                 t_pub = time.monotonic()
                 sent.extend((t_pub, s) for s in stamps)
+                book_probes.extend((t_pub, n) for n in book_stamps)
             t1 = time.monotonic()
             time.sleep(1.0)  # let the last probes reach the screen
             cpu1 = term.cpu_s()
@@ -507,6 +558,19 @@ def main() -> int:
                 delays.append((term.time_of_offset(i + len(needle)) - t_pub) * 1000)
             dur = t1 - t0
             cpu_pct = (cpu1 - cpu0) / (dur + 1.0) * 100  # cpu counted through the 1 s drain too
+            book_delays = []
+            if ladder and book_probes:
+                # Every frame showing a book probe: (time, n); a book counts as shown by the
+                # first frame at or after its publication that shows it or a later book.
+                start = term.offset_at(t0)
+                frames = [
+                    (term.time_of_offset(start + m.end()), int(m.group(1) + m.group(2)) - 700000)
+                    for m in re.finditer(rb"(7\d\d),(\d\d\d)", out[start:])
+                ]
+                for t_pub, n in book_probes:
+                    later = [t for t, m in frames if m >= n and t >= t_pub]
+                    if later:
+                        book_delays.append((min(later) - t_pub) * 1000)
             return {
                 "kib_s": (bytes1 - bytes0) / 1024 / dur,
                 "cpu": cpu_pct,
@@ -514,10 +578,16 @@ def main() -> int:
                 "p99": pct(delays, 99),
                 "probes": len(sent),
                 "missing": missing,
+                "book_p50": pct(book_delays, 50),
+                "book_p99": pct(book_delays, 99),
+                "books": len(book_probes),
+                "books_shown": len(book_delays),
             }
 
         idle = measure(0)
-        load = measure(args.rate)
+        if args.ladder:
+            open_ladder()
+        load = measure(args.rate, ladder=args.ladder)
     finally:
         stop_hb.set()
         term.stop()
@@ -533,10 +603,22 @@ def main() -> int:
             f"{m['missing']:>8}"
         )
     print(f"first frame: panels {header:.2f} s, prices {first:.2f} s after start")
+    if args.ladder:
+        print(
+            f"ladder open on {universe[0]}: {load['books']} books published at "
+            f"{args.books_per_s:g}/s, book -> screen p50 {load['book_p50']:.0f} ms, "
+            f"p99 {load['book_p99']:.0f} ms ({load['books_shown']} measured); quote probes on "
+            "the ladder's header and tape; goals <= 100 KiB/s, <= 60% CPU, quote p99 <= 250 ms"
+        )
     print(f"idle baseline: {idle['kib_s']:.1f} KiB/s, {idle['cpu']:.1f}% CPU")
+    ladder_figure = (
+        f", ladder book p99 {load['book_p99']:.0f} ms at {args.books_per_s:g} books/s"
+        if args.ladder
+        else ""
+    )
     print(
         f"tui: {load['kib_s']:.1f} KiB/s, {load['cpu']:.0f}% CPU, p99 {load['p99']:.0f} ms at {args.rate} quotes/s, "
-        f"first frame {first:.2f} s"
+        f"first frame {first:.2f} s{ladder_figure}"
     )
     return 0
 

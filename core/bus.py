@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.config import Config, redact
 from core.protocol import Command, Keys, decode_reply, make_command
@@ -193,7 +194,12 @@ class Bus:
         elif not cmd.id:
             cmd = dataclasses.replace(cmd, id=new_command_id())
         await self.redis.rpush(self.keys.cmd, cmd.encode())
-        got = await self.redis.blpop([self.keys.reply(cmd.id)], timeout=timeout)
+        try:
+            got = await self.redis.blpop([self.keys.reply(cmd.id)], timeout=timeout)
+        except RedisTimeoutError:
+            # The connection's read timeout (5 s by default) can fire together with BLPOP's
+            # own: the command was pushed, so this is a missing reply, not a Redis failure.
+            got = None
         if got is None:
             raise ReplyTimeout(f"no reply to {cmd.cmd} {cmd.id} within {timeout:g} s")
         return decode_reply(got[1])

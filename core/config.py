@@ -243,6 +243,10 @@ SCHEMA: Dict[str, Dict[str, Field]] = {
         "bell": Field(bool, True, "true or false"),
         "sparkline_s": Field(int, 300, "a positive number of seconds", _positive),
         "keymap": Field(dict, {}, "a table of action id = key(s)", item=str),
+        "korean_units": Field(bool, False, "true or false"),
+        "ladder_direct": Field(bool, False, "true or false"),
+        "ladder_qty": Field(int, 1, "a positive number of shares", _positive),
+        "tape_large_qty": Field(int, 1000, "a positive number of shares", _positive),
     },
     "writer": {
         "batch_rows": Field(int, 5000, "a positive number of rows", _positive),

@@ -132,6 +132,25 @@ def _initial_watchlist(config: Any, url: str) -> Optional[List[str]]:
     return codes or None
 
 
+def _kept_depth(config: Any, url: str) -> Any:
+    """The book set and price alerts a previous run kept in Redis (None if unreachable)."""
+    import redis
+
+    from core.protocol import Keys
+
+    from .depth import read_kept
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            return read_kept(client, Keys(config.redis.prefix))
+        finally:
+            client.close()
+    except redis.RedisError as exc:
+        log.warning("book set and alerts not read back (%s)", exc)
+        return None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     if args.check_trs:
@@ -181,7 +200,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         app.exit(code)
 
     try:
-        engine = Engine(config, url, watchlist=watchlist, on_stopped=stopped)
+        engine = Engine(
+            config, url, watchlist=watchlist, on_stopped=stopped, kept=_kept_depth(config, url)
+        )
     except Exception as exc:  # noqa: BLE001 - a broker that cannot be built ends the run, in words
         log.exception("cannot start the engine: %s", exc)
         return 1

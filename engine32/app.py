@@ -7,23 +7,25 @@ publisher's buffer and the consumer's stop flag. Each event gets the next ``seq`
 """
 
 import collections
+import json
 import logging
 import os
 import socket
 import time
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set
 
 from PyQt5.QtCore import QObject, Qt, QTimer, pyqtSignal
 
 from core.config import redact
 from core.protocol import Envelope, Keys, new_run_id, now_ms
-from core.protocol.events import Account, Fill, LogRecord, Order, Position, Quote, Surge
+from core.protocol.events import Account, Book, Fill, LogRecord, Order, Position, Quote, Surge
 
 from . import __version__
 from .books import Books
 from .brokers import create_broker
 from .brokers.base import Broker, BrokerListener
 from .consumer import CommandConsumer, Taken
+from .depth import KeptState, MarketDepth
 from .dispatcher import Dispatcher, EngineStatus, Hooks
 from .logsetup import attach_event_handler
 from .publisher import Event, Op, Publisher, QuotesEvent, ReplyEvent, Writes, dumps
@@ -70,9 +72,11 @@ class Engine(BrokerListener):
         watchlist: Optional[Sequence[str]] = None,
         broker_factory: Callable[[Any, BrokerListener], Broker] = create_broker,
         on_stopped: Optional[Callable[[int], None]] = None,
+        kept: Optional[KeptState] = None,
     ) -> None:
         self.config = config
         self.keys = Keys(config.redis.prefix)
+        self.redis_url = redis_url
         self.run_id = new_run_id()
         self.started_at = now_ms()
         self.seq = 0
@@ -80,6 +84,8 @@ class Engine(BrokerListener):
         self.status = EngineStatus()
         self.books = Books(config.engine.watchlist if watchlist is None else watchlist)
         self.surge_list: Deque[str] = collections.deque(maxlen=SURGE_KEEP)
+        #: Codes streamed for positions and open orders, beyond the watchlist.
+        self._streamed: Set[str] = set()
         self._pending_quotes: List[Quote] = []
         self._received = 0
         self._last_error = ""
@@ -126,6 +132,8 @@ class Engine(BrokerListener):
                 emit=self.emit,
             ),
         )
+        self.depth = MarketDepth(self, kept)
+        self.depth.register(self.dispatcher)
         self.triggers = TriggerEngine(self, redis_url)
         self._trigger_filters = self.triggers.filters  # the quote path's one test
         for name, run in (
@@ -134,7 +142,7 @@ class Engine(BrokerListener):
             ("trigger_modify", self.triggers.cmd_modify),
             ("sim_price", self.triggers.cmd_sim_price),
         ):
-            self.dispatcher.add_command(name, run)
+            self.dispatcher.register(name, run)
         bridge = self.bridge  # the handler keeps the bridge (a QObject) alive as long as itself
 
         def to_qt_thread(record: logging.LogRecord) -> None:
@@ -171,6 +179,7 @@ class Engine(BrokerListener):
             redact(self.config.redis.url),
             self.keys.prefix,
         )
+        self._restore_broker()
         self.publisher.start()
         self.triggers.load()  # before the snapshot below rewrites P:state:triggers
         # A fresh run starts from empty state: the broker's reconciliation fills it again.
@@ -181,6 +190,57 @@ class Engine(BrokerListener):
             timer.start()
         self.broker.connect()
         self.consumer.start()
+
+    def _restore_broker(self) -> None:
+        """A broker that keeps no account of its own (the simulator) takes back what the
+        previous run left in ``P:state:*``: a restart must not wipe a paper-trading day."""
+        restore = getattr(self.broker, "restore", None)
+        if restore is None:
+            return
+        import redis
+
+        try:
+            client = redis.Redis.from_url(
+                self.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
+            )
+            try:
+                with client.pipeline(transaction=True) as pipe:
+                    pipe.hgetall(self.keys.state_account)
+                    pipe.hvals(self.keys.state_positions)
+                    pipe.hvals(self.keys.state_orders)
+                    account_raw, positions_raw, orders_raw = pipe.execute()
+            finally:
+                client.close()
+        except redis.RedisError as exc:
+            log.warning("previous paper account not read (%s): starting afresh", exc)
+            return
+        account: Dict[str, Any] = {}
+        for key, value in account_raw.items():
+            try:
+                account[key.decode()] = json.loads(value)
+            except ValueError:
+                account[key.decode()] = value.decode("utf-8", "replace")
+
+        def objects(raw: List[bytes]) -> List[Dict[str, Any]]:
+            out = []
+            for item in raw:
+                try:
+                    obj = json.loads(item)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict):
+                    out.append(obj)
+            return out
+
+        if not account and not positions_raw and not orders_raw:
+            return
+        n = restore(account, objects(positions_raw), objects(orders_raw))
+        log.info(
+            "paper account taken back from the previous run: cash %s, %d position(s), %d order(s)",
+            account.get("cash"),
+            len(positions_raw),
+            n,
+        )
 
     def request_stop(self) -> None:
         """Stop taking commands, answer those taken, flush, then ``on_stopped(0)``."""
@@ -246,6 +306,7 @@ class Engine(BrokerListener):
             quotes, self._pending_quotes = self._pending_quotes, []
             self.seq += 1
             self.publisher.put(QuotesEvent(self.run_id, self.seq, now_ms(), quotes))
+        self.depth.flush()
 
     def heartbeat(self) -> None:
         fields = self.engine_fields()
@@ -352,6 +413,7 @@ class Engine(BrokerListener):
         account = self.books.account.to_dict() if self.books.account is not None else {}
         ops += self._replace_hash(self.keys.state_account, account)
         ops += self._replace_list(self.keys.state_watchlist, self.books.watchlist)
+        ops += self.depth.snapshot_ops()
         if include_surge and self.surge_list:
             ops += self._replace_list(self.keys.state_surge, list(self.surge_list))
         ops += self.triggers.snapshot_ops()
@@ -379,6 +441,7 @@ class Engine(BrokerListener):
     def on_quote(self, quote: Quote) -> None:
         self.books.quotes[quote.code] = quote
         self._pending_quotes.append(quote)
+        self.depth.on_quote(quote)
         f = self._trigger_filters.get(quote.code)
         if f is not None and not f.lo < quote.price < f.hi:
             self.triggers.on_quote(quote)
@@ -398,16 +461,21 @@ class Engine(BrokerListener):
         return name
 
     def _on_surge(self, alert: Surge) -> None:
-        data = alert.to_dict()
-        text = dumps(data)
+        envelope = self._envelope("surge", alert.to_dict())
+        # The stored alert keeps the time it was raised (the event's ts), so a client that
+        # rebuilds from P:state:surge shows when each alert happened, not when it rebuilt.
+        stored = dict(envelope.data)
+        stored["ts"] = envelope.ts
+        text = dumps(stored)
         self.surge_list.appendleft(text)
-        self.emit(
-            "surge",
-            data,
-            [
-                ("LPUSH", self.keys.state_surge, text),
-                ("LTRIM", self.keys.state_surge, 0, SURGE_KEEP - 1),
-            ],
+        self.publisher.put(
+            Event(
+                envelope,
+                [
+                    ("LPUSH", self.keys.state_surge, text),
+                    ("LTRIM", self.keys.state_surge, 0, SURGE_KEEP - 1),
+                ],
+            )
         )
 
     def on_condition(self, code: str, name: str, condition: str) -> None:
@@ -425,8 +493,18 @@ class Engine(BrokerListener):
             )
         )
 
+    def _keep_streaming(self, code: str) -> None:
+        """Held codes and codes with open orders stream quotes whether watched or not (their
+        positions and orders need the price); the engine asks the broker once per code."""
+        if code in self._streamed or code in self.books.watchlist or not self.status.connected:
+            return
+        self._streamed.add(code)
+        self.broker.subscribe([code])
+
     def on_order(self, order: Order) -> None:
         self.books.on_order(order)
+        if order.is_open:
+            self._keep_streaming(order.code)
         data = order.to_dict()
         self.emit("order", data, [("HSET", self.keys.state_orders, order.order_id, dumps(data))])
         self.triggers.on_order(order)
@@ -437,6 +515,8 @@ class Engine(BrokerListener):
 
     def on_position(self, position: Position) -> None:
         self.books.on_position(position)
+        if position.qty:
+            self._keep_streaming(position.code)
         data = position.to_dict()
         if position.qty == 0:
             state: List[Op] = [("HDEL", self.keys.state_positions, position.code)]
@@ -459,8 +539,11 @@ class Engine(BrokerListener):
         self.status.broker_message = message
         if connected and not was:
             log.info("broker ready: %s", message or "connected")
-            if self.books.watchlist:
-                self.broker.subscribe(list(self.books.watchlist))
+            self._streamed = set(self.books.traded_codes()) - set(self.books.watchlist)
+            streams = list(dict.fromkeys(list(self.books.watchlist) + list(self._streamed)))
+            if streams:
+                self.broker.subscribe(streams)
+            self.depth.on_connected()
             self.publish_watchlist()
         elif was and not connected:
             log.warning("broker connection lost: %s", message)
@@ -479,3 +562,6 @@ class Engine(BrokerListener):
 
     def on_names(self, names: Dict[str, str]) -> None:
         self.books.names.update(names)
+
+    def on_book(self, book: Book) -> None:
+        self.depth.on_book(book)

@@ -63,6 +63,12 @@ class Books:
         return gone
 
     # -- queries ---------------------------------------------------------------------------
+    def traded_codes(self) -> List[str]:
+        """Codes held or with open orders: their quotes stream whether watched or not."""
+        codes = dict.fromkeys(c for c, p in self.positions.items() if p.qty)
+        codes.update(dict.fromkeys(o.code for o in self.orders.values() if o.is_open))
+        return list(codes)
+
     def open_orders(self, code: Optional[str] = None) -> List[Order]:
         return [o for o in self.orders.values() if o.is_open and (code is None or o.code == code)]
 

@@ -124,19 +124,19 @@ class Dispatcher:
             "history": self._history,
         }
 
-    def add_command(self, name: str, run: Callable[[Command], Any]) -> None:
-        """Serve ``name`` with ``run(command)`` → its result (raise ProtocolError to refuse);
-        for commands kept in their own modules (e.g. the trigger_* commands)."""
+    def register(self, cmd: str, handler: Callable[[Command], Any]) -> None:
+        """Add a command answered at once on the Qt thread (e.g. from :mod:`engine32.depth`):
+        ``handler(command)`` returns the result, or raises :class:`ProtocolError`."""
 
-        def handler(job: Job, command: Command) -> None:
+        def run(job: Job, command: Command) -> None:
             try:
-                result = run(command)
+                result = handler(command)
             except ProtocolError as exc:
                 self._fail(job, exc)
                 return
             self._ok(job, result)
 
-        self._handlers[name] = handler
+        self._handlers[cmd] = run
 
     @property
     def in_flight(self) -> int:
@@ -383,17 +383,22 @@ class Dispatcher:
         self._cancel_many(job, command.code, lambda n, errs: {"count": n, "errors": errs})
 
     def _subscribe(self, job: Job, command: Command) -> None:
-        added = self.books.watch(command.codes)
+        # Codes the broker's universe does not list are named in the reply, not watched.
+        unknown = self.broker.unknown_codes(command.codes)
+        added = self.books.watch([c for c in command.codes if c not in unknown])
         if added and self.status.connected:
             self.broker.subscribe(added)
         if added:
             self.hooks.watchlist_changed()
-        self._ok(job, {"watchlist": list(self.books.watchlist), "added": added})
+        self._ok(job, {"watchlist": list(self.books.watchlist), "added": added, "unknown": unknown})
 
     def _unsubscribe(self, job: Job, command: Command) -> None:
         gone = self.books.unwatch(command.codes)
-        if gone and self.status.connected:
-            self.broker.unsubscribe(gone)
+        # Held codes and codes with open orders keep streaming: positions and orders need
+        # their prices whether or not the code is on the watchlist.
+        gone_streams = [c for c in gone if c not in self.books.traded_codes()]
+        if gone_streams and self.status.connected:
+            self.broker.unsubscribe(gone_streams)
         if gone:
             self.hooks.watchlist_changed()
         self._ok(job, {"watchlist": list(self.books.watchlist), "removed": gone})

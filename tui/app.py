@@ -17,7 +17,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from textual.app import App, SystemCommand
 from textual.css.query import NoMatches
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 
 from core.bus import Bus, ReplyTimeout, new_command_id
@@ -39,6 +39,7 @@ from .feed import (
     Resynced,
     SurgeEvent,
 )
+from .hts import HtsActions, HtsStore
 from .keymap import effective_keys, load_keymap
 from .screens.main import MainScreen
 from .state import Store
@@ -49,11 +50,13 @@ from .widgets import fmt
 REPLY_TIMEOUT_S = 5.0
 #: Seconds the console may take to exit after SIGHUP before it is ended hard.
 TERMINAL_GONE_GRACE_S = 3.0
+#: Textual system commands left out of the palette (their titles start with these).
+PALETTE_HIDDEN = ("maximize", "minimize", "screenshot", "save screenshot", "keys", "quit")
 #: At most one fill toast per this many seconds; fills in between are summed up in one.
 FILL_TOAST_S = 1.0
 
 
-class KiwoomConsole(TriggerActions, App[None]):
+class KiwoomConsole(TriggerActions, HtsActions, App[None]):
     """``python -m tui``: the trading console. Talks only to Redis (and the database for charts)."""
 
     CSS_PATH = str(Path(__file__).with_name("theme.tcss"))  # absolute: subclasses live elsewhere
@@ -74,7 +77,8 @@ class KiwoomConsole(TriggerActions, App[None]):
         self.prefix = cfg.redis.prefix
         self.clock = clock or (lambda: datetime.datetime.now(KST))
         self.frozen = clock is not None
-        self.store = Store(cfg.tui.sparkline_s, clock_ms=self.now_ms)
+        self.store: Store = HtsStore(cfg.tui.sparkline_s, clock_ms=self.now_ms)
+        self.install_hts()
         self.keymap = load_keymap(cfg.tui.keymap)
         self.keys_by_action = effective_keys(self.keymap)
         self.set_keymap(self.keymap)
@@ -82,6 +86,8 @@ class KiwoomConsole(TriggerActions, App[None]):
         self._start_feed = feed
         self.cmd_bus: Bus | None = None
         self.my_cmd_ids: set[str] = set()
+        #: Command ids whose rejection the trader has been told about (one notification each).
+        self._told_rejected: set[str] = set()
         self._pending_fills: list[Fill] = []
         self._last_fill_toast = 0.0
         self._fill_timer: Timer | None = None
@@ -91,6 +97,7 @@ class KiwoomConsole(TriggerActions, App[None]):
         self.notices: deque[tuple[str, str, str]] = deque(maxlen=200)
         if cfg.tui.theme:
             self.theme = cfg.tui.theme
+        fmt.KOREAN_UNITS = bool(cfg.tui.korean_units)
 
     def notify(
         self, message: str, *, title: str = "", severity: Any = "information", **kw: Any
@@ -151,6 +158,8 @@ class KiwoomConsole(TriggerActions, App[None]):
 
     def flush(self) -> None:
         """Repaint what changed since the last flush: at most ``refresh_hz`` times a second."""
+        if self.main_hidden():
+            return  # kept dirty until the main screen is back (see main_hidden)
         dirty = self.store.take_dirty()
         if not dirty:
             return
@@ -167,7 +176,15 @@ class KiwoomConsole(TriggerActions, App[None]):
         self.flushes += 1
         self.flush_s += time.perf_counter() - start
 
+    def main_hidden(self) -> bool:
+        """A full screen (the ladder, a chart) covers the main screen: repainting its hidden
+        panels would make Textual lay out and repaint the whole terminal at every flush
+        (measured with the ladder open: 88 KiB/s instead of 20). Modal screens leave it seen."""
+        return self.screen is not self.main and not isinstance(self.screen, ModalScreen)
+
     def tick(self) -> None:
+        if self.main_hidden():
+            return
         if self.main.ready:
             try:
                 self.main.tick()
@@ -200,9 +217,11 @@ class KiwoomConsole(TriggerActions, App[None]):
                 severity="error",
                 timeout=8,
             )
-        elif o.status == REJECTED and o.reason:
+        elif o.status == REJECTED and o.reason and o.cmd_id not in self._told_rejected:
+            # One rejection, one notification: the engine's refusal reply may say it too.
+            self._told_rejected.add(o.cmd_id)
             self.notify(
-                f"Order {o.order_id} rejected by the broker: {o.reason}",
+                f"Order {o.order_id} rejected by the broker: {fmt.reason(o.reason)}",
                 severity="error",
                 timeout=8,
             )
@@ -278,8 +297,14 @@ class KiwoomConsole(TriggerActions, App[None]):
         try:
             reply = await self.cmd_bus.send_command(cmd, timeout=REPLY_TIMEOUT_S)
         except ReplyTimeout:
+            # A missing reply is not a Redis error (B3): the command waits in P:cmd.
+            why = (
+                "the engine is down (no heartbeat); it answers or drops the command when it is back"
+                if not self.store.status.alive
+                else "the engine is busy or stuck"
+            )
             self.notify(
-                f"No reply to {name} within {REPLY_TIMEOUT_S:g} s - is the engine running? "
+                f"No reply to {name} within {REPLY_TIMEOUT_S:g} s: {why}. "
                 "Check the Orders panel before sending again.",
                 severity="error",
                 timeout=10,
@@ -299,6 +324,9 @@ class KiwoomConsole(TriggerActions, App[None]):
     def notify_reply(self, reply: dict[str, Any], args: dict[str, Any]) -> None:
         cmd = reply.get("cmd") or ""
         if not reply.get("ok"):
+            if reply.get("id") in self._told_rejected:
+                return  # the rejected order's event already told the trader
+            self._told_rejected.add(str(reply.get("id")))
             err = reply.get("error") or {}
             code = err.get("code", "")
             self.notify(
@@ -337,8 +365,18 @@ class KiwoomConsole(TriggerActions, App[None]):
             wl = result.get("watchlist") if isinstance(result, dict) else result
             if isinstance(wl, list):
                 self.store.set_watchlist([str(c) for c in wl])
-            verb = "Added" if cmd == "subscribe" else "Removed"
-            self.notify(f"{verb} {', '.join(args.get('codes') or [])}.", title="Watchlist")
+            unknown = result.get("unknown") if isinstance(result, dict) else None
+            unknown = [str(c) for c in unknown] if isinstance(unknown, list) else []
+            if unknown:
+                self.notify(
+                    f"No such code: {', '.join(unknown)} (not in the broker's list).",
+                    title="Watchlist",
+                    severity="error",
+                )
+            codes = [c for c in args.get("codes") or [] if c not in unknown]
+            if codes:
+                verb = "Added" if cmd == "subscribe" else "Removed"
+                self.notify(f"{verb} {', '.join(codes)}.", title="Watchlist")
 
     def send_in_background(self, name: str, **args: Any) -> None:
         self.run_worker(self.send_command(name, **args), group="commands")
@@ -352,9 +390,15 @@ class KiwoomConsole(TriggerActions, App[None]):
         self.push_screen(TicketScreen(side=side, code=code), self._ticket_done)
 
     def _ticket_done(self, order: dict[str, Any] | None) -> None:
+        """The ticket sends its order itself; a screen that returns one gets it sent here."""
         if order:
             cmd = order.pop("cmd")
             self.send_in_background(cmd, **order)
+
+    def follow_order(self, order_id: str) -> None:
+        """Put the Orders cursor on this order (placed from this console) once its row is in."""
+        self.store.follow = order_id
+        self.store.dirty.orders_rows = True
 
     def action_buy(self) -> None:
         self._order_ticket("buy")
@@ -439,24 +483,53 @@ class KiwoomConsole(TriggerActions, App[None]):
         from .screens.confirm import PromptScreen
 
         def done(text: str | None) -> None:
-            codes = [c.strip().upper() for c in (text or "").replace(",", " ").split() if c.strip()]
-            bad = [c for c in codes if not is_valid_code(c)]
-            if bad:
-                self.notify(
-                    f"Not a KRX code: {', '.join(bad)} (six characters, e.g. 005930).",
-                    severity="error",
-                )
-                return
+            words = [c.strip() for c in (text or "").replace(",", " ").split() if c.strip()]
+            codes = []
+            for word in words:
+                if is_valid_code(word.upper()):
+                    codes.append(word.upper())
+                    continue
+                # Part of a name: the codes whose names the console knows (the engine's
+                # master list as far as it has been seen, and the well-known names).
+                found = self.store.find_names(word)
+                if len(found) == 1:
+                    codes.append(found[0][0])
+                elif found:
+                    shown = ", ".join(f"{c} {n}" for c, n in found[:6])
+                    more = f" and {len(found) - 6} more" if len(found) > 6 else ""
+                    self.notify(
+                        f"'{word}' matches {shown}{more}: type more of the name, or the code.",
+                        title="Watchlist",
+                        severity="warning",
+                        timeout=8,
+                    )
+                    return
+                else:
+                    self.notify(
+                        f"No such code or name: {word} (a code is six characters, e.g. 005930).",
+                        severity="error",
+                    )
+                    return
             if codes:
                 self.send_in_background("subscribe", codes=codes)
 
-        self.push_screen(PromptScreen("Add to watchlist: code(s), e.g. 005930 000660"), done)
+        self.push_screen(
+            PromptScreen("Add to watchlist: code(s) or part of a name, e.g. 005930 하이닉스"), done
+        )
 
     def action_remove_code(self) -> None:
         code = self.main.watchlist.cursor_key
         if not code:
             return
         self.send_in_background("unsubscribe", codes=[code])
+
+    def action_watchlist_sort(self) -> None:
+        keys = [k for k, _ in self.store.SORTS]
+        self.store.watch_sort = keys[(keys.index(self.store.watch_sort) + 1) % len(keys)]
+        self.store.dirty.watchlist = True
+        self.flush()
+        label = dict(self.store.SORTS)[self.store.watch_sort]
+        self.notify(f"Watchlist sorted {label}.", title="Watchlist", timeout=2)
 
     def action_resync(self) -> None:
         self.feed.request_resync("asked")
@@ -477,7 +550,10 @@ class KiwoomConsole(TriggerActions, App[None]):
             yield SystemCommand(
                 f"{spec.title}  [{keys}]", spec.help, partial(self.run_action, spec.action)
             )
-        yield from super().get_system_commands(screen)
+        # Textual's own commands, without the maximise/screenshot noise a trader never needs.
+        for command in super().get_system_commands(screen):
+            if not command.title.lower().startswith(PALETTE_HIDDEN):
+                yield command
 
 
 def fmt_keys(keys: str) -> str:

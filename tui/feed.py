@@ -40,6 +40,8 @@ BACKOFF_FIRST_S = 0.25
 BACKOFF_MAX_S = 5.0
 #: At most one snapshot re-read per this many seconds after seq gaps.
 RESYNC_MIN_S = 1.0
+#: The longest the worker waits for an event before it looks at requests (Ctrl+L) again.
+WAKE_S = 0.25
 
 
 # --- messages ---------------------------------------------------------------------------------
@@ -192,7 +194,11 @@ class Feed:
             await self._poll(bus)
             next_poll = time.monotonic() + self.poll_s
             while True:
-                timeout = max(0.0, next_poll - time.monotonic())
+                wake = next_poll
+                if self._want_resync:  # a gap: do not wait for the next event
+                    wake = min(wake, self._last_resync + RESYNC_MIN_S)
+                # Wake at least every WAKE_S, so Ctrl+L acts while no event comes.
+                timeout = min(WAKE_S, max(0.0, wake - time.monotonic()))
                 msg = await pubsub.get_message(timeout=timeout)
                 if msg is not None and msg.get("type") == "pmessage":
                     self._handle(msg["data"])
@@ -251,6 +257,7 @@ class Feed:
         st.rtt_ms = (time.perf_counter() - start) * 1000.0
         st.alive = pttl is not None and pttl >= 0
         st.heartbeat_age_ms = max(0, 3000 - int(pttl)) if st.alive else None
+        st.heartbeat_read_ms = self.store.clock_ms()
         if engine:
             st.info = {_text(k): _text(v) for k, v in engine.items()}
         st.writer = {_text(k): _text(v) for k, v in writer.items()}

@@ -19,6 +19,7 @@ DISPLAY = {
     "pageup": "PgUp",
     "pagedown": "PgDn",
     "plus": "+",
+    "equals_sign": "=",
     "minus": "-",
     "left_square_bracket": "[",
     "right_square_bracket": "]",
@@ -58,10 +59,18 @@ def effective_keys(keymap: Mapping[str, str]) -> dict[str, str]:
     return {a.id: keymap.get(a.id, a.key) for a in ALL_ACTIONS}
 
 
+#: Keys bound only as a second name of another on the same binding (``=`` is the unshifted
+#: ``+``): not shown when that other key is shown.
+ALIASES = {"equals_sign": "plus"}
+
+
 def display_keys(keys: str) -> str:
-    """``question_mark,f1`` → ``? / F1``."""
+    """``question_mark,f1`` → ``? / F1``; ``plus,equals_sign`` → ``+``."""
     shown = []
-    for key in keys.split(","):
+    names = keys.split(",")
+    for key in names:
+        if ALIASES.get(key) in names:
+            continue
         parts = key.split("+")
         last = DISPLAY.get(parts[-1], parts[-1])
         if len(last) > 1 and last[0].islower():

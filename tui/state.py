@@ -34,6 +34,8 @@ SPARK_POINTS = 24
 SURGE_KEEP = 200
 #: Recent fills kept in memory.
 FILLS_KEEP = 500
+#: A quote older than this (ms) is shown dimmed: it may no longer be the price.
+STALE_MS = 60_000
 #: One-minute candles kept per code (built from the quotes seen, for charts without a database).
 CANDLES_KEEP = 480
 
@@ -98,6 +100,9 @@ class EngineStatus:
     info: dict[str, str] = field(default_factory=dict)
     alive: bool = False
     heartbeat_age_ms: int | None = None
+    #: Console clock (ms) when ``heartbeat_age_ms`` was read: the age keeps counting from there
+    #: while Redis cannot be asked (B11).
+    heartbeat_read_ms: int = 0
     redis_up: bool = False
     redis_error: str = ""
     rtt_ms: float | None = None
@@ -107,6 +112,12 @@ class EngineStatus:
     @property
     def state(self) -> str:
         return self.info.get("state", "")
+
+    def heartbeat_age_now(self, now_ms: int) -> int | None:
+        """The heartbeat's age now: the last read age plus the time since it was read."""
+        if self.heartbeat_age_ms is None:
+            return None
+        return self.heartbeat_age_ms + max(0, now_ms - self.heartbeat_read_ms)
 
     @property
     def broker(self) -> str:
@@ -131,6 +142,7 @@ class Store:
         self.names: dict[str, str] = dict(KNOWN_NAMES)
         self.watchlist: list[str] = []
         self.positions: dict[str, Position] = {}
+        self.position_ts: dict[str, int] = {}
         self.orders: dict[str, Order] = {}
         self.fills: deque[Fill] = deque(maxlen=FILLS_KEEP)
         self.fill_ids: set[str] = set()
@@ -144,6 +156,10 @@ class Store:
         self.last_seq = -1
         self.events_applied = 0
         self.dirty = Dirty()
+        #: The watchlist's order ("" as added, "pct", "volume").
+        self.watch_sort = ""
+        #: An order id the Orders cursor should move to when its row appears ('' none).
+        self.follow = ""
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -154,12 +170,64 @@ class Store:
     def name_of(self, code: str) -> str:
         return self.names.get(code, "")
 
+    #: Watchlist orders: (key, label); "" is the order codes were added in.
+    SORTS = (("", "as added"), ("pct", "by change %"), ("volume", "by volume"))
+
+    def watch_rows(self) -> list[str]:
+        """The watchlist in the chosen order (biggest first for change % and volume)."""
+        if not self.watch_sort:
+            return list(self.watchlist)
+        field = "change_pct" if self.watch_sort == "pct" else "volume"
+
+        def key(code: str) -> float:
+            q = self.quotes.get(code)
+            return -(q.get(field) or 0) if q else float("inf")
+
+        return sorted(self.watchlist, key=key)
+
+    def find_names(self, part: str) -> list[tuple[str, str]]:
+        """``(code, name)`` of the known names containing ``part`` (case-insensitive), an exact
+        name first."""
+        needle = part.strip().lower()
+        if not needle:
+            return []
+        hits = [(c, n) for c, n in self.names.items() if n and needle in n.lower()]
+        exact = [(c, n) for c, n in hits if n.lower() == needle]
+        return exact or sorted(hits, key=lambda cn: (len(cn[1]), cn[0]))
+
     def last_price(self, code: str) -> int:
         q = self.quotes.get(code)
         if q:
             return int(q.get("price") or 0)
         pos = self.positions.get(code)
         return pos.last_price if pos else 0
+
+    def is_live(self, code: str, now_ms: int | None = None) -> bool:
+        """True when the engine is up, Redis answers and the code's quote is recent."""
+        st = self.status
+        if not (st.alive and st.redis_up):
+            return False
+        ts = self.quote_ts.get(code)
+        if ts is None:
+            return False
+        now = self.clock_ms() if now_ms is None else now_ms
+        return now - ts <= STALE_MS
+
+    def position_price(self, code: str) -> int:
+        """The last price of a held code: the newer of its last quote and its position event.
+
+        A held code that left the watchlist may get no more quotes on an older engine; its
+        position events still carry the price the engine values it at (B1).
+        """
+        pos = self.positions.get(code)
+        q = self.quotes.get(code)
+        if (
+            pos is not None
+            and pos.last_price
+            and (q is None or self.position_ts.get(code, 0) > self.quote_ts.get(code, 0))
+        ):
+            return pos.last_price
+        return self.last_price(code)
 
     def base_price(self, code: str) -> int:
         """Previous close (price minus today's change), the base of the daily limits."""
@@ -172,12 +240,12 @@ class Store:
         return [o for o in self.orders.values() if o.status in OPEN_STATUSES]
 
     def order_rows(self) -> list[str]:
-        """Order ids, open first, then newest first."""
+        """Order ids by time of creation, newest first (a row never jumps when it fills)."""
         return [
             o.order_id
             for o in sorted(
                 self.orders.values(),
-                key=lambda o: (o.status not in OPEN_STATUSES, -(o.updated_ts or o.created_ts)),
+                key=lambda o: (-(o.created_ts or o.updated_ts), o.order_id),
             )
         ]
 
@@ -199,7 +267,7 @@ class Store:
             self._quote(q, now, history=False)
         self.positions = {}
         for data in snap.positions.values():
-            self._position(data)
+            self._position(data, now)
         self.orders = {}
         for data in snap.orders.values():
             self._order(data)
@@ -210,7 +278,7 @@ class Store:
                 alert = Surge.from_dict(data)
             except TypeError:
                 continue
-            ts = int(data.get("ts") or now)
+            ts = int(data.get("ts") or 0)  # 0: an alert stored without its time (older engine)
             self.surge.append((ts, alert))
             self._learn_name(alert.code, alert.name)
         self.watchlist = list(dict.fromkeys(snap.watchlist))
@@ -263,7 +331,7 @@ class Store:
             self.fills.appendleft(fill)
             return [fill]
         if t == "position":
-            self._position(data)
+            self._position(data, env.ts)
             return []
         if t == "account":
             self.account = Account.from_dict({**self.account.to_dict(), **data})
@@ -337,13 +405,14 @@ class Store:
         else:
             bars.append([minute, price, price, price, price, volume, volume])
 
-    def _position(self, data: dict[str, Any]) -> None:
+    def _position(self, data: dict[str, Any], ts_ms: int = 0) -> None:
         try:
             pos = Position.from_dict(data)
         except TypeError:
             return
         old = self.positions.get(pos.code)
         self.positions[pos.code] = pos
+        self.position_ts[pos.code] = ts_ms
         self._learn_name(pos.code, pos.name)
         if old is None or (old.qty == 0) != (pos.qty == 0):
             self.dirty.positions_rows = True

@@ -55,6 +55,10 @@ COMMANDS = (
     "halt",
     "resume",
     "history",
+    "book_subscribe",
+    "book_unsubscribe",
+    "alert_add",
+    "alert_remove",
     "trigger_add",
     "trigger_cancel",
     "trigger_modify",
@@ -86,6 +90,10 @@ ARGUMENTS = {
     "halt": ("cancel_open",),
     "resume": (),
     "history": ("code", "interval", "count"),
+    "book_subscribe": ("codes",),
+    "book_unsubscribe": ("codes",),
+    "alert_add": ("code", "above", "below", "change_pct"),
+    "alert_remove": ("alert_id",),
     "trigger_add": (
         "code",
         "side",
@@ -130,6 +138,10 @@ class Command:
     cancel_open: bool = False
     interval: Optional[str] = None
     count: Optional[int] = None
+    above: Optional[int] = None
+    below: Optional[int] = None
+    change_pct: Optional[float] = None
+    alert_id: Optional[str] = None
     #: The arguments of trigger_add / trigger_cancel / trigger_modify (core.protocol.triggers).
     args: Optional[Dict[str, Any]] = None
     #: A buy's bracket: prices, or percent from the fill price.
@@ -402,8 +414,14 @@ def _parse(raw: Union[bytes, bytearray, str, Dict[str, Any]]) -> Command:
             raise check.fail("price", krx.check_price(fields["price"], fields["price"]))
     elif cmd_name == "cancel_all":
         fields["code"] = check.code_field("code", False)
-    elif cmd_name in ("subscribe", "unsubscribe"):
+    elif cmd_name in ("subscribe", "unsubscribe", "book_subscribe", "book_unsubscribe"):
         fields["codes"] = _parse_codes(check)
+    elif cmd_name == "alert_add":
+        fields.update(_parse_alert(check))
+    elif cmd_name == "alert_remove":
+        fields["alert_id"] = check.str_field(
+            "alert_id", ID_RE, True, "the id of an alert (alert_add's reply, P:state:alerts)"
+        )
     elif cmd_name == "halt":
         cancel_open = obj.get("cancel_open", False)
         if not isinstance(cancel_open, bool):
@@ -461,6 +479,43 @@ def _parse_order(check: _Checker) -> Dict[str, Any]:
         if not krx.is_on_tick(price):
             raise check.fail("price", krx.check_price(price, price))
     return {"code": code, "qty": qty, "price": price, "type": kind}
+
+
+#: A day's change beyond the KRX daily limit (±30 %) can never happen: refused as a typo.
+MAX_ALERT_PCT = 30.0
+
+
+def _parse_alert(check: _Checker) -> Dict[str, Any]:
+    """``code`` and exactly one of ``above`` / ``below`` (a price) or ``change_pct`` (signed)."""
+    obj = check.obj
+    code = check.code_field("code", True)
+    given = [n for n in ("above", "below", "change_pct") if obj.get(n) is not None]
+    if len(given) != 1:
+        raise check.fail(
+            given[1] if len(given) > 1 else "above",
+            "alert_add needs exactly one of above (a price), below (a price) or change_pct "
+            "(a signed percentage), got {}".format(", ".join(given) or "none"),
+        )
+    out: Dict[str, Any] = {"code": code}
+    name = given[0]
+    if name == "change_pct":
+        value = obj["change_pct"]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or value != value  # NaN
+            or value == 0
+            or abs(value) > MAX_ALERT_PCT
+        ):
+            raise check.fail(
+                "change_pct",
+                "change_pct must be a signed percentage between -30 and 30, not 0 (e.g. 5 or "
+                "-3.5; KRX prices move at most 30 % a day), got {}".format(_show(value)),
+            )
+        out["change_pct"] = float(value)
+    else:
+        out[name] = check.int_field(name, 1, MAX_PRICE, True, "a positive price in whole KRW")
+    return out
 
 
 def _parse_codes(check: _Checker) -> Tuple[str, ...]:

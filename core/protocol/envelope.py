@@ -26,6 +26,8 @@ EVENT_TYPES = (
     "log",
     "reply",
     "candles",
+    "book",
+    "alert",
     "trigger",
 )
 
@@ -42,6 +44,8 @@ TOPIC_OF_TYPE = {
     "log": "log",
     "reply": "reply",
     "candles": "candles",
+    "book": "book",
+    "alert": "alert",
     "trigger": "trigger",
 }
 

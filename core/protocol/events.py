@@ -6,7 +6,7 @@ filling missing ones with defaults.
 """
 
 import dataclasses
-from typing import Any, ClassVar, Dict, Type, TypeVar
+from typing import Any, ClassVar, Dict, List, Type, TypeVar
 
 T = TypeVar("T", bound="Payload")
 
@@ -152,8 +152,54 @@ class LogRecord(Payload):
     message: str
 
 
+#: Levels of a book on each side (Kiwoom's 주식호가잔량 carries 10 asks and 10 bids).
+BOOK_LEVELS = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class Book(Payload):
+    """The order book (호가창) of one code: ``asks`` and ``bids`` are ``[[price, qty], ...]``,
+    best first, ten each (a missing level is ``[0, 0]``); totals over the levels shown."""
+
+    TYPE: ClassVar[str] = "book"
+    code: str
+    ts: int = 0  # ms epoch when the engine's broker read the book
+    time: str = ""  # exchange time HHMMSS (FID 21 호가시간 on Kiwoom)
+    asks: List[List[int]] = dataclasses.field(default_factory=list)
+    bids: List[List[int]] = dataclasses.field(default_factory=list)
+    total_ask: int = 0
+    total_bid: int = 0
+
+
+# Price alert conditions (``alert_add``): exactly one per alert.
+ABOVE = "above"
+BELOW = "below"
+CHANGE_PCT = "change_pct"
+ALERT_CONDITIONS = (ABOVE, BELOW, CHANGE_PCT)
+
+
+@dataclasses.dataclass(frozen=True)
+class PriceAlert(Payload):
+    """A price alert set by the trader; the ``alert`` event carries it once, when it fires
+    (``status`` ``fired`` with the quote that fired it)."""
+
+    TYPE: ClassVar[str] = "alert"
+    alert_id: str
+    code: str
+    condition: str  # above | below | change_pct
+    threshold: float  # a price for above/below, a signed percentage for change_pct
+    name: str = ""
+    status: str = "active"  # active | fired
+    created_ts: int = 0
+    fired_ts: int = 0
+    price: int = 0  # the price that fired it
+    change_pct: float = 0.0  # the change that day when it fired
+    message: str = ""
+
+
 PAYLOAD_TYPES: Dict[str, Type[Payload]] = {
-    cls.TYPE: cls for cls in (Quote, Order, Fill, Position, Account, Surge, LogRecord)
+    cls.TYPE: cls
+    for cls in (Quote, Order, Fill, Position, Account, Surge, LogRecord, Book, PriceAlert)
 }
 
 

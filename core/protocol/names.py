@@ -16,6 +16,8 @@ TOPICS: Tuple[str, ...] = (
     "log",
     "reply",
     "candles",
+    "book",
+    "alert",
     "trigger",
 )
 
@@ -55,6 +57,9 @@ class Keys:
         self.engine_alive = p + ":engine:alive"
         self.writer = p + ":writer"
         self.ev_pattern = p + ":ev:*"
+        self.state_book = p + ":state:book"
+        self.state_book_codes = p + ":state:book_codes"
+        self.state_alerts = p + ":state:alerts"
         self.state_triggers = p + ":state:triggers"
 
     def reply(self, cmd_id: str) -> str:
@@ -88,5 +93,8 @@ class Keys:
             self.state_account,
             self.state_surge,
             self.state_watchlist,
+            self.state_book,
+            self.state_book_codes,
+            self.state_alerts,
             self.state_triggers,
         )

@@ -168,6 +168,20 @@ CANDLE_HISTORY = _table(
     ("close", "int8"),
     ("volume", "int8"),
 )
+PRICE_ALERTS = _table(
+    "price_alerts",
+    ("run", "seq"),
+    ("alert_id", "text"),
+    ("code", "text"),
+    ("name", "text"),
+    ("condition", "text"),
+    ("threshold", "float8"),
+    ("price", "int8"),
+    ("change_pct", "float8"),
+    ("created_at", "timestamptz"),
+    ("fired_at", "timestamptz"),
+    ("message", "text"),
+)
 
 TRIGGERS = _table(
     "triggers",
@@ -200,6 +214,7 @@ EVENT_TABLES: tuple[Table, ...] = (
     ENGINE_LOGS,
     ENGINE_STATUS,
     CANDLE_HISTORY,
+    PRICE_ALERTS,
     TRIGGERS,
 )
 BY_NAME: dict[str, Table] = {t.name: t for t in EVENT_TABLES}
@@ -552,6 +567,31 @@ def _candles(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
     return [(CANDLE_HISTORY, row) for row in rows]
 
 
+def _alert(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
+    d = env.data
+    row = (
+        ts,
+        env.run,
+        env.seq,
+        _str(d, "alert_id"),
+        _code(d),
+        _str(d, "name", ""),
+        _str(d, "condition"),
+        _float(d, "threshold"),
+        _int(d, "price", 0),
+        _float(d, "change_pct", 0.0),
+        _ms_time(d, "created_ts"),
+        _ms_time(d, "fired_ts"),
+        _str(d, "message", ""),
+    )
+    return [(PRICE_ALERTS, row)]
+
+
+#: Event types the writer reads and acknowledges but never stores: order books (one per code
+#: per quote flush, only the latest matters: ``P:state:book``).
+SKIPPED_TYPES = frozenset(("book",))
+
+
 def _trigger(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
     d = env.data
     qty = d.get("qty")
@@ -592,6 +632,7 @@ _CONVERTERS: dict[str, Callable[[Envelope, datetime.datetime], list[tuple[Table,
     "log": _log,
     "status": _status,
     "candles": _candles,
+    "alert": _alert,
     "trigger": _trigger,
 }
 
@@ -613,11 +654,13 @@ def grouped_rows(env: Envelope) -> list[tuple[Table, list[tuple]]]:
     grouped: dict[Table, list[tuple]] = {}
     for table, row in rows_of(env):
         grouped.setdefault(table, []).append(row)
-    return list(grouped.items())
+    return list(grouped.items())  # [] for the SKIPPED_TYPES (rows_of gives none)
 
 
 def rows_of(env: Envelope) -> list[tuple[Table, tuple]]:
     """The rows one envelope becomes; raises :class:`Poison` when it cannot be stored."""
+    if env.type in SKIPPED_TYPES:
+        return []
     convert = _CONVERTERS.get(env.type)
     if convert is None:
         raise Poison(f"no table for event type {env.type!r}")

@@ -10,7 +10,7 @@ import abc
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
 from core.protocol import krx
-from core.protocol.events import Account, Fill, Order, Position, Quote
+from core.protocol.events import Account, Book, Fill, Order, Position, Quote
 
 
 class Result(NamedTuple):
@@ -96,6 +96,9 @@ class BrokerListener(abc.ABC):
     def on_condition(self, code: str, name: str, condition: str) -> None:  # noqa: B027 - optional hook
         """A code entered a broker-side condition search (Kiwoom 조건검색): a second surge source."""
 
+    def on_book(self, book: Book) -> None:  # noqa: B027 - optional hook
+        """The order book (호가창) of a code on the book set, as it now stands."""
+
 
 class Broker(abc.ABC):
     """The contract both the simulator and the Kiwoom adapter implement."""
@@ -125,9 +128,20 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def unsubscribe(self, codes: Sequence[str]) -> None: ...
 
+    def subscribe_book(self, codes: Sequence[str]) -> None:  # noqa: B027 - optional
+        """Stream order books (``listener.on_book``) for these codes too; kept apart from the
+        quote subscriptions because books cost the broker more (OCX screens, REST items)."""
+
+    def unsubscribe_book(self, codes: Sequence[str]) -> None:  # noqa: B027 - optional
+        """Stop the order books of these codes."""
+
     def name_of(self, code: str) -> str:
         """The Korean name of a code, or '' if unknown."""
         return ""
+
+    def unknown_codes(self, codes: Sequence[str]) -> List[str]:
+        """Those of ``codes`` the broker's universe does not list ([] when it cannot tell)."""
+        return []
 
     def base_price(self, code: str) -> int:
         """The previous close of a code (the base of the daily limits), or 0 if unknown."""

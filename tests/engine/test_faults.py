@@ -27,12 +27,14 @@ def _buy(cmd_id):
 
 
 def _orders_per_cmd(engine):
-    """cmd_id → set of (run, order_id) across every run in the stream."""
+    """cmd_id → set of order ids across every run in the stream. The simulator's order ids
+    continue across restarts and a restart re-publishes the orders it took back, so one order
+    is one id whichever run published it."""
     out = defaultdict(set)
     for _, fields in engine.redis.xrange(engine.keys.events):
         event = json.loads(fields["e"])
         if event["type"] == "order" and event["data"]["cmd_id"]:
-            out[event["data"]["cmd_id"]].add((event["run"], event["data"]["order_id"]))
+            out[event["data"]["cmd_id"]].add(event["data"]["order_id"])
     return out
 
 

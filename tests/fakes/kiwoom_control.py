@@ -90,6 +90,17 @@ DEFAULT_STOCKS: Dict[str, Tuple[str, int]] = {
     "068270": ("셀트리온", 180000),
 }
 
+#: 주식호가잔량's FIDs in the control's order (koapy metadata realtype_by_desc.json,
+#: gidc 0D); the fake sends the ones it has, in this order, as the event's data string.
+HOGA_FID_ORDER: Tuple[int, ...] = (
+    21, 41, 61, 81, 51, 71, 91, 42, 62, 82, 52, 72, 92, 43, 63, 83, 53, 73, 93, 44, 64, 84, 54,
+    74, 94, 45, 65, 85, 55, 75, 95, 46, 66, 86, 56, 76, 96, 47, 67, 87, 57, 77, 97, 48, 68, 88,
+    58, 78, 98, 49, 69, 89, 59, 79, 99, 50, 70, 90, 60, 80, 100, 121, 122, 125, 126, 23, 24, 128,
+    129, 138, 139, 200, 201, 238, 291, 292, 293, 294, 295, 621, 631, 622, 632, 623, 633, 624,
+    634, 625, 635, 626, 636, 627, 637, 628, 638, 629, 639, 630, 640, 13, 299, 215, 216,
+)  # fmt: skip
+HOGA_FID_SET = {str(f) for f in HOGA_FID_ORDER if f not in (13,)}
+
 COMMISSION_PCT = 0.015
 TAX_PCT = 0.20
 
@@ -220,6 +231,8 @@ class FakeKiwoomControl(QObject):
         self.connected = False
         self.orders: Dict[str, FakeOrder] = {}
         self.screens: Dict[str, List[str]] = {}
+        #: screen → the FID list of its last SetRealReg (which real types its codes get).
+        self.screen_fids: Dict[str, str] = {}
         self.calls: List[Tuple[str, Tuple[Any, ...]]] = []
         self.violations: List[str] = []
         self.login_attempts = 0
@@ -812,6 +825,7 @@ class FakeKiwoomControl(QObject):
             return -1
         if opt == "0":
             self.screens[screen] = []
+        self.screen_fids[screen] = fids
         existing = self.screens.setdefault(screen, [])
         existing.extend(c for c in code_list if c not in existing)
         if len(existing) > 100:
@@ -889,6 +903,91 @@ class FakeKiwoomControl(QObject):
                     min(max(price, lower), upper),
                     self.random.choice((-1, 1)) * self.random.randint(1, 50),
                 )
+        for code in self.book_codes():
+            if code in self.stocks:
+                self.hoga(code)
+
+    # ------------------------------------------------------------------------------------
+    # real-time order books: 주식호가잔량
+    # ------------------------------------------------------------------------------------
+    def book_codes(self) -> List[str]:
+        """Codes registered on a screen whose FIDs include a 주식호가잔량 FID (41 매도호가1)."""
+        out: List[str] = []
+        for screen, codes in self.screens.items():
+            fids = set(self.screen_fids.get(screen, "").split(";"))
+            if fids & HOGA_FID_SET:
+                out.extend(c for c in codes if c not in out)
+        return out
+
+    def book_levels(self, code: str) -> Tuple[List[List[int]], List[List[int]]]:
+        """Ten asks from one tick above the last price up, ten bids from the last price down
+        (as ``trade`` quotes them: 27 = next tick, 28 = last), never beyond the daily limits;
+        a standing 100-1,000 shares per level plus the open quantity of resting orders."""
+        name, base, last = self.stocks[code]
+        lower, upper = krx.limit_band(base)
+        asks: List[List[int]] = []
+        bids: List[List[int]] = []
+        p = krx.next_tick(last)
+        while len(asks) < 10 and p <= upper:
+            asks.append([p, 100 * (1 + (p // krx.tick_size(p)) % 10)])
+            p = krx.next_tick(p)
+        p = last
+        while len(bids) < 10 and p >= lower:
+            bids.append([p, 100 * (1 + (p // krx.tick_size(p) * 7) % 10)])
+            p = krx.prev_tick(p)
+        for order in self.orders.values():
+            if (
+                order.code != code
+                or order.open_qty <= 0
+                or order.hoga != "00"
+                or "취소" in order.kind_words
+            ):
+                continue
+            for price_qty in asks if order.side == "sell" else bids:
+                if price_qty[0] == order.price:
+                    price_qty[1] += order.open_qty
+        return asks, bids
+
+    def hoga(
+        self,
+        code: str,
+        asks: Optional[List[List[int]]] = None,
+        bids: Optional[List[List[int]]] = None,
+    ) -> None:
+        """A 주식호가잔량 event for ``code`` (its own levels unless given) if a book screen has it.
+
+        Values as the control sends them: prices signed against the previous close, empty
+        levels ``0``, quantities and totals unsigned; the data string in koapy's FID order."""
+        if not self.connected or code not in self.book_codes():
+            return
+        if asks is None or bids is None:
+            own_asks, own_bids = self.book_levels(code)
+            asks = own_asks if asks is None else asks
+            bids = own_bids if bids is None else bids
+        base = self.stocks[code][1]
+
+        def signed(price: int) -> str:
+            return "0" if price <= 0 else ("+" if price >= base else "-") + str(price)
+
+        fields: Dict[int, str] = {21: time.strftime("%H%M%S")}
+        for i in range(10):
+            ap, aq = asks[i] if i < len(asks) else (0, 0)
+            bp, bq = bids[i] if i < len(bids) else (0, 0)
+            fields[41 + i] = signed(ap)
+            fields[61 + i] = str(aq)
+            fields[51 + i] = signed(bp)
+            fields[71 + i] = str(bq)
+        fields[121] = str(sum(q for _, q in asks[:10]))
+        fields[125] = str(sum(q for _, q in bids[:10]))
+        self._later(lambda: self._deliver_hoga(code, fields))
+
+    def _deliver_hoga(self, code: str, fields: Dict[int, str]) -> None:
+        self._real_current[code] = fields
+        try:
+            data = "\t".join(fields[f] for f in HOGA_FID_ORDER if f in fields)
+            self.OnReceiveRealData.emit(code, "주식호가잔량", data)
+        finally:
+            self._real_current.pop(code, None)
 
     # ------------------------------------------------------------------------------------
     # condition search

@@ -793,6 +793,28 @@ class FakeKiwoomRest:
             "2134": "1", "2135": "KRX", "2136": "N",
         }  # fmt: skip
 
+    def book_levels(self, last: int) -> Tuple[List[List[int]], List[List[int]]]:
+        """Ten asks from ten above ``last`` up, ten bids from ``last`` down, 10 KRW apart (the
+        fake's own price step, as its 0B rows), 100 x the level's number of shares each."""
+        asks = [[last + 10 * (i + 1), 100 * (i + 1)] for i in range(10)]
+        bids = [[last - 10 * i, 100 * (i + 1) + 50] for i in range(10)]
+        return asks, bids
+
+    def book_values(self, code: str, last: int) -> Dict[str, str]:
+        """A 0D (주식호가잔량) row's values: the OCX's FIDs as strings, prices signed against
+        the previous close, quantities and totals unsigned (issue 13)."""
+        base = self.base.get(code, last)
+        asks, bids = self.book_levels(last)
+        values = {"21": datetime.datetime.now(KST).strftime("%H%M%S")}
+        for i in range(10):
+            values[str(41 + i)] = signed(asks[i][0], base)
+            values[str(61 + i)] = str(asks[i][1])
+            values[str(51 + i)] = signed(bids[i][0], base)
+            values[str(71 + i)] = str(bids[i][1])
+        values["121"] = str(sum(q for _, q in asks))
+        values["125"] = str(sum(q for _, q in bids))
+        return values
+
     async def _push(self, rows: List[Dict[str, Any]]) -> None:
         if self.zombie_mode:
             return
@@ -805,7 +827,13 @@ class FakeKiwoomRest:
                     pass
 
     def _row(self, kind: str, item: str, values: Dict[str, str]) -> Dict[str, Any]:
-        names = {"00": "주문체결", "04": "잔고", "0B": "주식체결", "02": "조건검색"}
+        names = {
+            "00": "주문체결",
+            "04": "잔고",
+            "0B": "주식체결",
+            "02": "조건검색",
+            "0D": "주식호가잔량",
+        }
         return {"type": kind, "name": names.get(kind, ""), "item": item, "values": values}
 
     async def _order_events(self, no: str, ack_only: bool = False, skip_ack: bool = False) -> None:
@@ -1041,4 +1069,5 @@ class FakeKiwoomRest:
                     "15": "+1" if n % 2 else "-1", "13": str(1000 + n), "14": "72",
                     "16": signed(base, base), "17": signed(price + 10, base), "18": " {}".format(price - 10),
                     "27": signed(tick + 10, base), "28": signed(tick, base), "228": "101.5"}))  # fmt: skip
+                rows.append(self._row("0D", code, self.book_values(code, tick)))
             await self._push(rows)

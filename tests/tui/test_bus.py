@@ -71,3 +71,18 @@ async def test_heartbeat_age_and_rtt(redis_url, aredis, prefix) -> None:
         assert 0 < await bus.rtt_ms() < 1000
     finally:
         await bus.close()
+
+
+async def test_no_reply_at_the_consoles_own_timeout_is_a_reply_timeout(
+    redis_url, aredis, prefix
+) -> None:
+    """B3: at 5 s the connection's read timeout fired with BLPOP's and looked like a Redis error."""
+    from tui.app import REPLY_TIMEOUT_S
+
+    bus = Bus(redis_url, prefix)
+    try:
+        with pytest.raises(ReplyTimeout):
+            await bus.send("ping", timeout=REPLY_TIMEOUT_S)
+    finally:
+        await bus.close()
+    assert await aredis.llen(f"{prefix}:cmd") == 1

@@ -12,11 +12,11 @@ from tui_helpers import make_config, until
 
 from tui.app import KiwoomConsole
 from tui.screens.chart import ChartScreen
+from tui.screens.confirm import ConfirmScreen, PromptScreen
 from tui.screens.help import HelpScreen
 from tui.screens.ticket import TicketScreen
 
 pytestmark = pytest.mark.timeout(120)
-SIZE = (120, 40)
 
 
 @pytest.fixture
@@ -41,55 +41,96 @@ def seeded_app(redis_url, redis_client, prefix):
     return app
 
 
-def test_main_screen(snap_compare, seeded_app) -> None:
-    assert snap_compare(seeded_app, terminal_size=SIZE, run_before=seeded_app.ready_for_snapshot)
+#: Every screen at the two sizes the console is built for (issue 10: 80x24 is first-class).
+SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((80, 24), id="80x24")]
 
 
-def test_order_ticket(snap_compare, seeded_app) -> None:
+def screen_is(app, cls) -> bool:
+    return isinstance(app.screen, cls)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_main_screen(snap_compare, seeded_app, size) -> None:
+    assert snap_compare(seeded_app, terminal_size=size, run_before=seeded_app.ready_for_snapshot)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_order_ticket(snap_compare, seeded_app, size) -> None:
     async def run_before(pilot) -> None:
         await seeded_app.ready_for_snapshot(pilot)
         await pilot.press("b")
-        await until(pilot.pause, lambda: isinstance(seeded_app.screen, TicketScreen), 10, "ticket")
+        await until(pilot.pause, lambda: screen_is(seeded_app, TicketScreen), 10, "ticket")
         await pilot.press("up", "up")
         await pilot.wait_for_scheduled_animations()
         await pilot.pause(0.2)
 
-    assert snap_compare(seeded_app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)
 
 
-def test_order_ticket_review_step(snap_compare, seeded_app) -> None:
+@pytest.mark.parametrize("size", SIZES)
+def test_order_ticket_review_step(snap_compare, seeded_app, size) -> None:
     async def run_before(pilot) -> None:
         await seeded_app.ready_for_snapshot(pilot)
-        await pilot.press("down", "s")
-        await until(pilot.pause, lambda: isinstance(seeded_app.screen, TicketScreen), 10, "ticket")
-        await pilot.press("enter")
+        await pilot.press("s")  # 005930: 120 held, the whole holding prefilled
+        await until(pilot.pause, lambda: screen_is(seeded_app, TicketScreen), 10, "ticket")
+        await pilot.press("f6", "enter")
         await until(pilot.pause, lambda: seeded_app.screen.has_class("-reviewing"), 10, "review")
         await pilot.pause(0.2)
 
-    assert snap_compare(seeded_app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)
 
 
-def test_chart(snap_compare, seeded_app) -> None:
+@pytest.mark.parametrize("size", SIZES)
+def test_modify_ticket(snap_compare, seeded_app, size) -> None:
+    async def run_before(pilot) -> None:
+        await seeded_app.ready_for_snapshot(pilot)
+        await pilot.press("4", "m")
+        await until(pilot.pause, lambda: screen_is(seeded_app, TicketScreen), 10, "ticket")
+        await pilot.pause(0.2)
+
+    assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_chart(snap_compare, seeded_app, size) -> None:
     async def run_before(pilot) -> None:
         await seeded_app.ready_for_snapshot(pilot)
         await pilot.press("enter")
-        await until(pilot.pause, lambda: isinstance(seeded_app.screen, ChartScreen), 10, "chart")
+        await until(pilot.pause, lambda: screen_is(seeded_app, ChartScreen), 10, "chart")
         await pilot.pause(0.3)
 
-    assert snap_compare(seeded_app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)
 
 
-def test_help(snap_compare, seeded_app) -> None:
+@pytest.mark.parametrize("size", SIZES)
+def test_help(snap_compare, seeded_app, size) -> None:
     async def run_before(pilot) -> None:
         await seeded_app.ready_for_snapshot(pilot)
         await pilot.press("question_mark")
-        await until(pilot.pause, lambda: isinstance(seeded_app.screen, HelpScreen), 10, "help")
+        await until(pilot.pause, lambda: screen_is(seeded_app, HelpScreen), 10, "help")
         await pilot.pause(0.2)
 
-    assert snap_compare(seeded_app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)
 
 
-def test_main_screen_at_80x24(snap_compare, seeded_app) -> None:
-    assert snap_compare(
-        seeded_app, terminal_size=(80, 24), run_before=seeded_app.ready_for_snapshot
-    )
+@pytest.mark.parametrize("size", SIZES)
+def test_add_code_prompt(snap_compare, seeded_app, size) -> None:
+    async def run_before(pilot) -> None:
+        await seeded_app.ready_for_snapshot(pilot)
+        await pilot.press("a")
+        await until(pilot.pause, lambda: screen_is(seeded_app, PromptScreen), 10, "prompt")
+        await pilot.press("0", "0", "0", "2", "7", "0")
+        await pilot.pause(0.2)
+
+    assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_kill_switch_confirmation(snap_compare, seeded_app, size) -> None:
+    async def run_before(pilot) -> None:
+        await seeded_app.ready_for_snapshot(pilot)
+        await pilot.press("X")
+        await until(pilot.pause, lambda: screen_is(seeded_app, ConfirmScreen), 10, "confirm")
+        await pilot.pause(0.2)
+
+    assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)

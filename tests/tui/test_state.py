@@ -133,12 +133,14 @@ def test_snapshot_rebuilds_everything_but_keeps_the_seen_history() -> None:
     assert d.watchlist and d.orders_rows and d.positions_rows and d.surge and d.account and d.status
 
 
-def test_order_rows_put_open_orders_first_then_newest() -> None:
+def test_order_rows_are_newest_created_first_and_do_not_move_when_they_fill() -> None:
     s = Store()
-    s.apply(env("order", 1, dict(order("old-open"), updated_ts=1)))
-    s.apply(env("order", 2, dict(order("new-done", "filled", 10), updated_ts=9)))
-    s.apply(env("order", 3, dict(order("new-open"), updated_ts=5)))
-    assert s.order_rows() == ["new-open", "old-open", "new-done"]
+    s.apply(env("order", 1, dict(order("old-open"), created_ts=1, updated_ts=1)))
+    s.apply(env("order", 2, dict(order("new-done", "filled", 10), created_ts=9, updated_ts=9)))
+    s.apply(env("order", 3, dict(order("mid-open"), created_ts=5, updated_ts=5)))
+    assert s.order_rows() == ["new-done", "mid-open", "old-open"]
+    s.apply(env("order", 4, dict(order("old-open", "filled", 10), created_ts=1, updated_ts=20)))
+    assert s.order_rows() == ["new-done", "mid-open", "old-open"]
 
 
 @settings(max_examples=50, deadline=None)

@@ -100,11 +100,11 @@ def test_trade_in_tmux_like_a_person(tmux, redis_url, prefix, engine) -> None:
     code = first_row[1:7]
     tmux.keys("kc", "b")
     screen = tmux.wait(
-        "kc", lambda s: "Send" not in s and " BUY " in s and "Risk limits" in s, what="the ticket"
+        "kc", lambda s: "Send" not in s and " BUY " in s and "order value" in s, what="the ticket"
     )
     assert code in screen
     tmux.keys("kc", "Up", "Up", "Enter")
-    tmux.wait("kc", lambda s: "Enter: send" in s, what="the review step")
+    tmux.wait("kc", lambda s: "Enter send" in s, what="the review step")
     tmux.keys("kc", "Enter")
     screen = tmux.wait("kc", lambda s: "Order accepted" in s, what="the accepted notification")
     assert f"BUY {code} 1 @" in screen

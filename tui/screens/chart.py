@@ -24,7 +24,7 @@ from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
 
 from core import indicators
-from core.protocol.krx import KST
+from core.protocol.krx import KST, tick_size
 
 from ..actions import CHART, bindings
 from ..widgets import fmt
@@ -254,30 +254,44 @@ class ChartScreen(Screen[None]):
         plt.clear_figure()
         plt.theme("dark")
         daily = minutes >= 1440
-        plt.date_form("Y-m-d" if daily else "H:M")
         if not bars:
             plt.title(f"{code}: no {label} candles yet (they build up from live quotes)")
             plot.refresh()
             return
-        dates = [
-            datetime.datetime.fromtimestamp(b[0] / 1000, KST).strftime(
-                "%Y-%m-%d" if daily else "%H:%M"
-            )
-            for b in bars
-        ]
+        n = len(bars)
+        # Candles sit at x = 0..n-1 and the axes are drawn by hand (B5): plotext's own date
+        # axis spans decades around one candle and reads epoch times in the host's zone.
+        x = list(range(n))
         data = {
             "Open": [b[1] for b in bars],
             "High": [b[2] for b in bars],
             "Low": [b[3] for b in bars],
             "Close": [b[4] for b in bars],
         }
-        plt.candlestick(dates, data, colors=["red", "blue"])
-        self._draw_indicators(plt, dates, all_bars, len(bars), daily)
+        # Indicators first, so the candles are drawn over their dots, not hidden under them.
+        self._draw_indicators(plt, x, all_bars, len(bars), daily)
+        # Rises red, falls blue: the same colours as the panels (B12).
+        plt.candlestick(x, data, colors=[UP_RGB, DOWN_RGB])
         last = bars[-1][4]
         plt.hline(last, "white")
-        plt.title(f"{code} {label} candles  (last {last:,} KRW)")
+        plt.xlim(-0.5, n - 0.5)
+        width = max(20, (plot.size.width or self.app.size.width) - 12)
+        xs = time_ticks(n, width // 12)
+        plt.xticks(xs, [time_label(bars[i][0], daily) for i in xs])
+        lo = min(b[3] for b in bars)
+        hi = max(b[2] for b in bars)
+        ys = price_ticks(lo, hi, max(2, plot.size.height // 5))
+        plt.ylim(min(ys[0], lo), max(ys[-1], hi))
+        plt.yticks(ys, [f"{y:,}" for y in ys])
+        plt.title(f"{code} {label} candles  (last {last:,} KRW, times KST)")
         plt.ylabel("KRW")
         plot.refresh()
+        dates = [
+            datetime.datetime.fromtimestamp(b[0] / 1000, KST).strftime(
+                "%Y-%m-%d" if daily else "%H:%M"
+            )
+            for b in bars
+        ]
         self._draw_volume(dates, bars)
 
     def _indicator_names(self, minutes: int) -> list[str]:
@@ -293,7 +307,7 @@ class ChartScreen(Screen[None]):
         return names
 
     def _draw_indicators(
-        self, plt: Any, dates: list[str], all_bars: list[Bar], shown: int, daily: bool
+        self, plt: Any, dates: list[Any], all_bars: list[Bar], shown: int, daily: bool
     ) -> None:
         """Overlay the chosen indicators, computed over every loaded candle, on the last
         ``shown`` of them (NaN points, where a window is not full yet, are left out)."""
@@ -333,8 +347,8 @@ class ChartScreen(Screen[None]):
         plt.date_form("Y-m-d" if len(dates[0]) > 5 else "H:M")
         up = [b[5] if b[4] >= b[1] else 0 for b in bars]
         down = [b[5] if b[4] < b[1] else 0 for b in bars]
-        plt.bar(dates, up, color="red", width=0.6)
-        plt.bar(dates, down, color="blue", width=0.6)
+        plt.bar(dates, up, color=UP_RGB, width=0.6)
+        plt.bar(dates, down, color=DOWN_RGB, width=0.6)
         top = max(max(up), max(down), 1)
         plt.yticks([0, top // 2, top], ["0", fmt.compact(top // 2), fmt.compact(top)])
         plt.xticks([], [])
@@ -346,6 +360,62 @@ def _is_backfill(row: Any) -> bool:
     """A candle from ``candle_history`` (no ticks: it was not built from quotes seen)."""
     get = row.get if hasattr(row, "get") else None
     return get is not None and get("ticks") == 0
+
+
+UP_RGB = (255, 82, 82)
+DOWN_RGB = (84, 148, 255)
+
+
+def time_ticks(n: int, most: int) -> list[int]:
+    """Candle indices to label: the first, the last, and evenly spaced ones between."""
+    if n <= 0:
+        return []
+    most = max(2, most)
+    if n <= most:
+        return list(range(n))
+    step = -(-(n - 1) // (most - 1))
+    ticks = list(range(0, n, step))
+    if n - 1 - ticks[-1] < step / 2 and len(ticks) > 1:
+        ticks[-1] = n - 1
+    elif ticks[-1] != n - 1:
+        ticks.append(n - 1)
+    return ticks
+
+
+def time_label(start_ms: int, daily: bool) -> str:
+    """A candle's start in KST: ``11-23`` for days, ``10:15`` for minutes."""
+    t = datetime.datetime.fromtimestamp(start_ms / 1000, KST)
+    return t.strftime("%m-%d" if daily else "%H:%M")
+
+
+def price_ticks(lo: int, hi: int, most: int = 5) -> list[int]:
+    """At most about ``most`` y-axis prices spanning ``lo``..``hi``, each on the KRX tick grid.
+
+    The step is a round number (1, 2, 2.5 or 5 × 10^k) and a multiple of the tick size at the
+    top price; KRX tick sizes divide one another (1, 5, 10, 50, 100, 500, 1,000 KRW), so every
+    multiple of the step is a price the exchange accepts.
+    """
+    tick = tick_size(max(hi, 1))
+    if hi <= lo:
+        return [lo - tick, lo, lo + tick] if lo > tick else [lo, lo + tick]
+    raw = (hi - lo) / max(1, most - 1)
+    step = tick
+    mag = 1
+    while mag * 10 <= raw:
+        mag *= 10
+    for m in (1, 2, 2.5, 5, 10):
+        cand = int(m * mag)
+        if cand >= raw:
+            step = cand
+            break
+    step = max(tick, -(-step // tick) * tick)
+    first = (lo // step) * step
+    ticks = []
+    y = first
+    while y < hi + step:
+        ticks.append(y)
+        y += step
+    return ticks
 
 
 def _row_to_bar(row: Any) -> Bar | None:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from rich import box
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -33,6 +34,8 @@ class HelpScreen(ModalScreen[None]):
     app: KiwoomConsole
 
     def compose(self) -> ComposeResult:
+        # Narrow terminals (80 columns) keep the key and what it does; the id goes in brackets.
+        narrow = self.app.size.width < 100
         table = Table(
             title="Kiwoom Console - keys",
             expand=True,
@@ -40,18 +43,30 @@ class HelpScreen(ModalScreen[None]):
             header_style="bold",
             title_style="bold",
         )
-        table.add_column("Group", style="dim", width=12)
-        table.add_column("Key", style="bold cyan", width=16)
-        table.add_column("Action", width=13)
-        table.add_column("What it does")
-        table.add_column("Id", style="dim", width=16)
         keys = self.app.keys_by_action
         self.rows = [
             (a.group, display_keys(keys[a.id]), a.title, a.help, a.id) for a in ALL_ACTIONS
         ]
         self.rows += [(group, key, "", what, "") for group, key, what in OTHER_KEYS]
-        for row in self.rows:
-            table.add_row(*row)
+        if narrow:
+            table.add_column("Key", style="bold cyan", width=13, no_wrap=True)
+            table.add_column("What it does (id)", ratio=1)
+            for _group, key, title, what, aid in self.rows:
+                text = Text()
+                if title:
+                    text.append(title + ": ", style="bold")
+                text.append(what)
+                if aid:
+                    text.append(f" ({aid})", style="dim")
+                table.add_row(key, text)
+        else:
+            table.add_column("Group", style="dim", width=12)
+            table.add_column("Key", style="bold cyan", width=16)
+            table.add_column("Action", width=13)
+            table.add_column("What it does")
+            table.add_column("Id", style="dim", width=16)
+            for row in self.rows:
+                table.add_row(*row)
         note = (
             '\nRemap any key in config.toml, e.g. [tui.keymap] buy = "ctrl+b" (by the Id column). '
             "Rises are red, falls blue. Esc closes this screen."

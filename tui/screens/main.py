@@ -21,6 +21,23 @@ from ..widgets.panels import (
     WatchlistTable,
 )
 from ..widgets.status import AccountLine, Banner, StatusBar
+from ..widgets.table import KeyedTable
+
+TITLES = {"watchlist": "Watchlist", "surge": "Surge", "positions": "Positions", "orders": "Orders"}
+#: Below this many terminal rows the panels drop their side and bottom borders.
+COMPACT_BELOW_ROWS = 32
+
+
+def more(table: KeyedTable) -> str:
+    """``▲3 ▼12 more │ `` when rows are above or below the visible ones, else ''."""
+    rows = table.visible_rows
+    if not rows:
+        return ""
+    above = table.top
+    below = max(0, len(table.keys) - table.top - rows)
+    parts = ([f"▲{above}"] if above else []) + ([f"▼{below}"] if below else [])
+    return " ".join(parts) + " more │ " if parts else ""
+
 
 if TYPE_CHECKING:
     from ..app import KiwoomConsole
@@ -31,6 +48,8 @@ class MainScreen(Screen[None]):
     app: KiwoomConsole
     #: True between mount and unmount: the panels exist and can be repainted.
     ready = False
+    #: Codes last painted as stale (dimmed).
+    _stale: set[str] = set()
 
     def compose(self) -> ComposeResult:
         store = self.app.store
@@ -47,14 +66,9 @@ class MainScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        titles = {
-            "watchlist": "Watchlist",
-            "surge": "Surge",
-            "positions": "Positions",
-            "orders": "Orders",
-        }
-        for wid, title in titles.items():
+        for wid, title in TITLES.items():
             self.query_one(f"#{wid}").border_title = title
+        self.set_class(self.app.size.height < COMPACT_BELOW_ROWS, "-compact")
         self.query_one(WatchlistTable).focus()
         dirty = Dirty()
         dirty.everything()
@@ -99,34 +113,87 @@ class MainScreen(Screen[None]):
         store = self.app.store
         wl = self.watchlist
         if dirty.watchlist:
-            wl.set_keys(store.watchlist)
-            wl.border_subtitle = f"{len(store.watchlist)} codes"
+            wl.set_keys(store.watch_rows())
+            self.update_subtitles()
         wl.refresh_keys(dirty.quotes)
         pos = self.positions
         if dirty.positions_rows:
             rows = store.position_rows()
             pos.set_keys(rows)
-            pos.border_subtitle = f"{len(rows)} held"
+            self.update_subtitles()
         pos.refresh_keys(dirty.positions)
         orders = self.orders
         if dirty.orders_rows:
             orders.set_keys(store.order_rows())
-            orders.border_subtitle = f"{len(store.open_orders())} open / {len(store.orders)} today"
+            if store.follow and orders.select_key(store.follow):
+                store.follow = ""  # the cursor is on the order just placed from here
         orders.refresh_keys(dirty.orders)
+        if dirty.orders_rows or dirty.orders:
+            self.update_subtitles()
         if dirty.surge:
             self.surge.rebuild()
-            self.surge.border_subtitle = f"{len(store.surge)} alerts"
+            self.update_subtitles()
         if dirty.account:
             self.query_one(AccountLine).update_from_store()
         if dirty.status:
             self.query_one(StatusBar).update_from_store()
             self.query_one(Banner).update_from_store()
 
+    def update_subtitles(self) -> None:
+        """Each panel's bottom line: its count, how many rows do not fit, and for Orders the
+        selected order's whole reason (also its tooltip)."""
+        store = self.app.store
+        orders = self.orders
+        detail = orders.detail()
+        counts = f"{len(store.open_orders())} open / {len(store.orders)} today"
+        subtitles = {
+            self.watchlist: more(self.watchlist)
+            + f"{len(store.watchlist)} codes"
+            + (f" {dict(store.SORTS)[store.watch_sort]}" if store.watch_sort else ""),
+            self.surge: more(self.surge) + f"{len(store.surge)} alerts",
+            self.positions: more(self.positions) + f"{len(self.positions.keys)} held",
+            orders: (f"{detail} │ " if detail else "") + more(orders) + counts,
+        }
+        compact = self.has_class("-compact")
+        for table, subtitle in subtitles.items():
+            title = TITLES[table.id or ""]
+            # Compact panels have no bottom border: the subtitle joins the title.
+            new_title = f"{title} · {subtitle}" if compact else title
+            new_subtitle = "" if compact else subtitle
+            # Setting a border text repaints the whole panel: only when it changed.
+            if table.border_title != new_title:
+                table.border_title = new_title
+            if table.border_subtitle != new_subtitle:
+                table.border_subtitle = new_subtitle
+        if orders.tooltip != (detail or None):
+            orders.tooltip = detail or None
+
+    def on_keyed_table_highlighted(self, message: KeyedTable.Highlighted) -> None:
+        self.update_subtitles()
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.height < COMPACT_BELOW_ROWS, "-compact")
+        footer = self.query(Footer)
+        if footer:
+            footer.first().compact = self.size.width < 100
+        if self.ready:
+            self.call_after_refresh(self.update_subtitles)
+
     def tick(self) -> None:
-        """Once a second: the clock, ages and surge flashes."""
+        """Once a second: the clock, ages, surge flashes and prices turning stale or live."""
         self.query_one(StatusBar).update_from_store()
         self.query_one(Banner).update_from_store()
         store = self.app.store
+        now = self.app.now_ms()
+        shown = set(self.watchlist.keys) | set(self.positions.keys)
+        if store.watch_sort:  # sorted by moving figures: re-sort once a second
+            self.watchlist.set_keys(store.watch_rows())
+        stale = {code for code in shown if not store.is_live(code, now)}
+        changed = stale ^ self._stale
+        self._stale = stale
+        if changed:
+            self.watchlist.refresh_keys(changed)
+            self.positions.refresh_keys(changed)
         if store.surge and self.app.now_ms() - store.surge[0][0] < FLASH_MS + 1500:
             self.surge.refresh()  # a flash is ending
         if store.orders:

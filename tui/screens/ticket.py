@@ -1,4 +1,10 @@
-"""The order ticket: buy, sell or modify, with KRX tick steps, risk hints and a confirm step."""
+"""The order ticket: buy, sell or modify, with KRX tick steps, risk checks and a confirm step.
+
+What a trader needs at hand is on the ticket: the holding and the sellable quantity (sell), the
+orderable cash (buy), keys for all / 50 % / 25 % and for a KRW amount turned into shares. A red
+risk line blocks sending unless overridden (``ticket_override``, Ctrl+O). The ticket sends the
+order itself and stays open, with its values, when the engine refuses it.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,21 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from core.protocol.events import BUY, HALTED, LIMIT, MARKET, Order
-from core.protocol.krx import check_price, is_valid_code, limit_band, next_tick, snap, tick_size
+from core.protocol.events import BUY, HALTED, LIMIT, MARKET, SELL, Order
+from core.protocol.krx import (
+    check_price,
+    commission,
+    is_valid_code,
+    limit_band,
+    next_tick,
+    snap,
+    snap_down,
+    snap_up,
+    tick_size,
+)
 
 from ..actions import TICKET, bindings
+from ..keymap import display_keys
 from ..triggers import bracket_fields, bracket_inputs
 from ..widgets import fmt
 
@@ -22,6 +39,9 @@ if TYPE_CHECKING:
 
 #: A risk limit this close (fraction) is shown as near.
 NEAR = 0.8
+#: Commission (%) assumed when the buy helpers work out how many shares cash buys; the
+#: ``[sim] commission_pct`` default and Kiwoom's online rate are both 0.015 %.
+COMMISSION_PCT = 0.015
 
 
 def _int(text: str) -> int | None:
@@ -29,6 +49,12 @@ def _int(text: str) -> int | None:
         return int(text.replace(",", "").replace("_", "").strip())
     except ValueError:
         return None
+
+
+def with_separators(text: str) -> str:
+    """``71000`` → ``71,000`` (what is not a number stays as typed)."""
+    n = _int(text)
+    return f"{n:,}" if n is not None and n >= 0 else text
 
 
 class TicketScreen(ModalScreen[dict[str, Any] | None]):
@@ -42,6 +68,13 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
         self.modify = modify
         self.kind = modify.kind if modify else LIMIT
         self.reviewing = False
+        self.overridden = False
+        self.sending = False
+        self.note = ""  # a one-line message under the risk lines (snaps, helpers, refusals)
+        self.note_style = "yellow"
+        self._set_by_code: dict[str, str] = {}
+        #: The reply of the last send (tests and the log read it).
+        self.last_reply: dict[str, Any] | None = None
 
     # --- layout --------------------------------------------------------------------------------
 
@@ -53,21 +86,24 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
             price = self.modify.price
         else:
             qty = 1
+            if self.side == SELL and code:
+                qty = self.sellable(code) or 1  # the whole sellable amount, not 1
             last = store.last_price(code) if code else 0
             price = snap(last) if last else 0
         with Vertical(id="ticket"):
             yield Label("", id="ticket-title")
             yield Static("", id="ticket-quote")
+            yield Static("", id="ticket-means")
             with Horizontal(id="ticket-fields"):
                 with Vertical(classes="field"):
                     yield Label("Code", classes="field-label")
                     yield Input(code, id="code", disabled=self.modify is not None, max_length=6)
                 with Vertical(classes="field"):
                     yield Label("Quantity", classes="field-label")
-                    yield Input(str(qty), id="qty", type="integer")
+                    yield Input(str(qty), id="qty", restrict=r"[0-9,]*")
                 with Vertical(classes="field"):
-                    yield Label("Price (Up/Down = tick)", classes="field-label", id="price-label")
-                    yield Input(f"{price}" if price else "", id="price", type="integer")
+                    yield Label("Price (↑↓ tick)", classes="field-label", id="price-label")
+                    yield Input(f"{price:,}" if price else "", id="price", restrict=r"[0-9,]*")
             if self.side == BUY and self.modify is None:
                 yield from bracket_inputs()  # issue 14: stop-loss / take-profit on the buy
             yield Static("", id="ticket-info")
@@ -93,9 +129,55 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
         return _int(self.query_one("#price", Input).value)
 
     def set_price(self, price: int) -> None:
-        self.query_one("#price", Input).value = str(price)
+        self._set("price", f"{price:,}")
+
+    def set_qty(self, qty: int) -> None:
+        self._set("qty", f"{qty:,}")
+
+    def _set(self, field_id: str, value: str) -> None:
+        """Set a field from code: its Changed event keeps the note that explains the value."""
+        field = self.query_one(f"#{field_id}", Input)
+        self._set_by_code[field_id] = value
+        field.value = value
+        field.cursor_position = len(value)
+
+    def sellable(self, code: str) -> int:
+        """Held shares minus those open sell orders already promise (no short selling)."""
+        store = self.app.store
+        pos = store.positions.get(code)
+        held = pos.qty if pos else 0
+        selling = sum(
+            o.remaining_qty
+            for o in store.open_orders()
+            if o.code == code
+            and o.side == SELL
+            and (self.modify is None or o.order_id != self.modify.order_id)
+        )
+        return max(0, held - selling)
+
+    def ref_price(self) -> int:
+        """The limit price, or the last price for a market order."""
+        if self.kind == MARKET:
+            return self.app.store.last_price(self.code_value)
+        return self.price_value or 0
+
+    def affordable(self, price: int) -> int:
+        """Shares orderable cash buys at ``price``, commission included."""
+        cash = self.app.store.account.orderable
+        if price <= 0 or cash <= 0:
+            return 0
+        qty = int(cash // (price * (1 + COMMISSION_PCT / 100)))
+        while qty > 0 and qty * price + commission(qty * price, COMMISSION_PCT) > cash:
+            qty -= 1
+        return qty
 
     # --- actions -------------------------------------------------------------------------------
+
+    def _edited(self, note: str = "", style: str = "yellow") -> None:
+        self.reviewing = False
+        self.overridden = False
+        self.note, self.note_style = note, style
+        self.refresh_info()
 
     def action_tick(self, steps: int) -> None:
         if self.kind == MARKET:
@@ -104,20 +186,57 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
         if not price:
             return
         self.set_price(next_tick(snap(price), steps))
-        self.reviewing = False
-        self.refresh_info()
+        self._edited()
 
     def action_toggle_kind(self) -> None:
         if self.modify is not None:
             return
         self.kind = MARKET if self.kind == LIMIT else LIMIT
         self.query_one("#price", Input).disabled = self.kind == MARKET
-        label = "Market (no price)" if self.kind == MARKET else "Price (Up/Down = tick)"
+        label = "Market (no price)" if self.kind == MARKET else "Price (↑↓ tick)"
         self.query_one("#price-label", Label).update(label)
-        self.reviewing = False
+        self._edited()
+
+    def action_qty_fraction(self, percent: int) -> None:
+        code = self.code_value
+        if self.side == SELL:
+            base = self.sellable(code)
+            what = f"{percent} % of {base:,} sellable"
+        else:
+            price = self.ref_price()
+            base = self.affordable(price)
+            what = f"{percent} % of the {base:,} shares orderable cash buys at {price:,}"
+        qty = base * percent // 100
+        if qty <= 0:
+            self._edited(f"Nothing to take {percent} % of ({what}).")
+            return
+        self.set_qty(qty)
+        self._edited(f"Quantity {qty:,} = {what}.", "dim")
+
+    def action_qty_by_amount(self) -> None:
+        amount = self.qty_value or 0
+        price = self.ref_price()
+        if amount <= 0 or price <= 0:
+            self._edited("Type a KRW amount in Quantity (and a price), then F8.")
+            return
+        qty = amount // price
+        self.set_qty(qty)
+        self._edited(
+            f"{amount:,} KRW at {price:,} = {qty:,} shares ({qty * price:,} KRW).",
+            "dim" if qty else "yellow",
+        )
+
+    def action_override(self) -> None:
+        if not self.blocking():
+            return
+        self.overridden = True
+        self.note = "Risk override: Enter reviews and sends it; the engine still checks it."
+        self.note_style = "bold yellow"
         self.refresh_info()
 
     def action_back(self) -> None:
+        if self.sending:
+            return
         if self.reviewing:
             self.reviewing = False
             self.refresh_info()
@@ -125,41 +244,95 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
             self.dismiss(None)
 
     def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id in ("price", "qty"):
+            shown = with_separators(event.input.value)
+            if shown != event.input.value:
+                event.input.value = shown
+                event.input.cursor_position = len(shown)
+                return  # the change of the formatted value comes back here
         if event.input.id == "code":
             self.code = self.code_value
             if is_valid_code(self.code) and not self.price_value:
                 last = self.app.store.last_price(self.code)
                 if last:
                     self.set_price(snap(last))
-        self.reviewing = False
-        self.refresh_info()
+        if self.sending:
+            return
+        if self._set_by_code.get(event.input.id or "") == event.input.value:
+            self.reviewing = False
+            self.refresh_info()  # a helper or a snap set it: keep the note saying why
+            return
+        self._set_by_code.pop(event.input.id or "", None)
+        self._edited()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.submit()
 
     def submit(self) -> None:
+        if self.sending:
+            return
         order, error = self.build_order()
         if error:
             self.query_one("#ticket-error", Static).update(Text("✗ " + error, style="bold red"))
             return
         if self.kind == LIMIT:
             price = self.price_value or 0
-            snapped = snap(price)
+            # Off the tick: toward the side that cannot hurt - a buy never pays more, a sell
+            # never gets less than typed.
+            snapped = snap_down(price) if self.side == BUY else snap_up(price)
             if snapped != price:
                 self.set_price(snapped)
-                self.query_one("#ticket-error", Static).update(
-                    Text(
-                        f"Price snapped to the {tick_size(snapped):,} KRW tick: {snapped:,}. Enter to review.",
-                        style="yellow",
-                    )
+                way = "down" if snapped < price else "up"
+                self._edited(
+                    f"{price:,} is off the {tick_size(snapped):,} KRW tick: snapped {way} to "
+                    f"{snapped:,}. Enter to review."
                 )
                 return
+        blocked = self.blocking()
+        if blocked and not self.overridden:
+            key = display_keys(self.app.keys_by_action.get("ticket_override", "ctrl+o"))
+            self.query_one("#ticket-error", Static).update(
+                Text(
+                    f"✗ Over the limit: {blocked}. Change the order, or {key} to send anyway.",
+                    style="bold red",
+                )
+            )
+            return
         if not self.reviewing:
             self.reviewing = True
             self.refresh_info()
             return
-        self.dismiss(order)
+        assert order is not None
+        self.send(order)
+
+    def send(self, order: dict[str, Any]) -> None:
+        """Send it; close on success, stay open with every value on a refusal."""
+        self.sending = True
+        self.refresh_info()
+
+        async def go() -> None:
+            args = dict(order)
+            cmd = args.pop("cmd")
+            reply = await self.app.send_command(cmd, **args)
+            self.last_reply = reply
+            self.sending = False
+            if reply is not None and not reply.get("ok"):
+                err = reply.get("error") or {}
+                self.reviewing = False
+                self.overridden = False
+                self.note = f"Refused: {err.get('message') or err.get('code', '')}"
+                self.note_style = "bold red"
+                self.refresh_info()
+                return
+            if reply is not None:
+                result = reply.get("result")
+                oid = result.get("order_id") if isinstance(result, dict) else None
+                if oid:
+                    self.app.follow_order(str(oid))
+            self.dismiss(None)
+
+        self.run_worker(go(), group="ticket-send", exclusive=True)
 
     # --- checks and hints ----------------------------------------------------------------------
 
@@ -196,15 +369,53 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
             order.update(bracket)
         return order, ""
 
-    def refresh_info(self) -> None:
+    def risk_lines(self) -> list[tuple[str, float, str]]:
+        """``(label, used fraction, text)`` of each ``[risk]`` limit this order touches."""
         store = self.app.store
         risk = self.app.cfg.risk
+        code, qty = self.code_value, self.qty_value or 0
+        ref_price = self.ref_price()
+        value = qty * ref_price
+        hints = [
+            ("order value", value, risk.max_order_value),
+            ("order qty", qty, risk.max_order_qty),
+            # A modify replaces an open order: it does not add one (B10).
+            ("open orders", len(store.open_orders()) + (self.modify is None), risk.max_open_orders),
+        ]
+        held = store.positions.get(code)
+        if self.side == BUY and ref_price:
+            pos_value = ((held.qty if held else 0) + qty) * ref_price
+            hints.append(("position value", pos_value, risk.max_position_value))
+        out = []
+        for label, used, limit in hints:
+            frac = used / limit if limit else 0
+            out.append((label, frac, f"{label:<14} {used:>13,} of {limit:>13,} ({frac:.0%})"))
+        last = store.last_price(code)
+        price = self.price_value or 0
+        if self.kind == LIMIT and last and price:
+            dev = abs(price - last) / last * 100
+            band = risk.price_band_pct
+            out.append(
+                (
+                    "price vs last",
+                    dev / band if band else 0,
+                    f"{'price vs last':<14} {dev:>12.1f}% of band ±{band:g}%",
+                )
+            )
+        return out
+
+    def blocking(self) -> str:
+        """The red risk lines in words ('' when none)."""
+        return ", ".join(label for label, frac, _ in self.risk_lines() if frac > 1)
+
+    def refresh_info(self) -> None:
+        store = self.app.store
         code, qty, price = self.code_value, self.qty_value or 0, self.price_value or 0
         verb = "MODIFY" if self.modify is not None else self.side.upper()
         side_style = (
             "bold white on rgb(170,40,40)" if self.side == BUY else "bold white on rgb(40,80,170)"
         )
-        title = Text()
+        title = Text(no_wrap=True, overflow="ellipsis")
         title.append(f" {verb} ", style=side_style)
         title.append(f"  {code} {store.name_of(code)}", style="bold")
         title.append(f"   {'Market' if self.kind == MARKET else 'Limit'} order", style="dim")
@@ -213,13 +424,13 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
         self.query_one("#ticket-title", Label).update(title)
 
         q = store.quotes.get(code)
-        quote = Text()
+        quote = Text(no_wrap=True, overflow="ellipsis")
         if q:
             chg = q.get("change") or 0
             st = fmt.sign_style(chg)
             quote.append("Last ", style="dim")
             quote.append(fmt.krw(q.get("price") or 0), style=st)
-            quote.append(f"  {fmt.change(chg)} {fmt.pct(q.get('change_pct') or 0.0)}", style=st)
+            quote.append(f" {fmt.change(chg)} {fmt.pct(q.get('change_pct') or 0.0)}", style=st)
             quote.append(
                 f"  Bid {fmt.krw(q.get('bid') or 0)} Ask {fmt.krw(q.get('ask') or 0)}",
                 style="dim",
@@ -232,52 +443,45 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
             quote.append("no quote seen for this code yet", style="dim")
         self.query_one("#ticket-quote", Static).update(quote)
 
+        means = Text(no_wrap=True, overflow="ellipsis")
+        ref_price = self.ref_price()
+        if self.side == SELL:
+            pos = store.positions.get(code)
+            held = pos.qty if pos else 0
+            sellable = self.sellable(code)
+            means.append("Holding ", style="dim")
+            means.append(f"{held:,}", style="bold")
+            means.append("  Sellable ", style="dim")
+            means.append(f"{sellable:,}", style="bold")
+            if held != sellable:
+                means.append(f" ({held - sellable:,} in open sells)", style="dim")
+        else:
+            means.append("Orderable ", style="dim")
+            means.append(f"{store.account.orderable:,} KRW", style="bold")
+            if ref_price:
+                means.append(f"  buys up to {self.affordable(ref_price):,} shares", style="dim")
+        self.query_one("#ticket-means", Static).update(means)
+
         info = Text()
-        ref_price = price if self.kind == LIMIT else store.last_price(code)
         value = qty * ref_price
+        info.append("Value ", style="dim")
+        info.append(f"{value:,} KRW", style="bold")
         if self.kind == LIMIT and price:
-            info.append(f"Tick {tick_size(price):,} KRW", style="dim")
+            info.append(f"  Tick {tick_size(price):,} KRW", style="dim")
             base = store.base_price(code)
             problem = check_price(price, base) if base else ""
             if problem:
                 info.append(f"  ({problem})", style="yellow")
-            info.append("\n")
-        info.append("Order value ", style="dim")
-        info.append(f"{value:,} KRW", style="bold")
-        if self.kind == MARKET:
-            info.append(" (at the last price; market orders fill through the touch)", style="dim")
-        info.append("\nRisk limits ([risk] in config.toml):\n", style="dim")
-        hints = [
-            ("order value", value, risk.max_order_value),
-            ("order qty", qty, risk.max_order_qty),
-            ("open orders", len(store.open_orders()) + 1, risk.max_open_orders),
-        ]
-        held = store.positions.get(code)
-        if self.side == BUY and ref_price:
-            pos_value = ((held.qty if held else 0) + qty) * ref_price
-            hints.append(("position value", pos_value, risk.max_position_value))
-        parts = []
-        for label, used, limit in hints:
-            frac = used / limit if limit else 0
+        else:
+            info.append("  at the last price; a market order fills through the touch", style="dim")
+        for _label, frac, txt in self.risk_lines():
             style = "bold red" if frac > 1 else "yellow" if frac >= NEAR else "dim"
-            parts.append((f"{label:<15} {used:>14,} of {limit:>14,}  ({frac:.0%})", style))
-        last = store.last_price(code)
-        if self.kind == LIMIT and last and price:
-            dev = abs(price - last) / last * 100
-            style = (
-                "bold red"
-                if dev > risk.price_band_pct
-                else "yellow"
-                if dev >= risk.price_band_pct * NEAR
-                else "dim"
-            )
-            parts.append(
-                (f"{'price vs last':<15} {dev:>13.1f}% of band ±{risk.price_band_pct:g}%", style)
-            )
-        for txt, style in parts:
-            info.append("  • ", style="dim")
-            info.append(txt + "\n", style=style)
+            info.append("\n • ", style="dim")
+            info.append(txt, style=style)
+        if self.note:
+            info.append("\n" + self.note, style=self.note_style)
         self.query_one("#ticket-info", Static).update(info)
+
         st = store.status
         warning = ""
         if not st.redis_up:
@@ -286,28 +490,41 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
             warning = "The engine is down (no heartbeat): the order cannot be executed now."
         elif st.state == HALTED:
             warning = "Trading is halted (kill switch): the engine will refuse this order."
+        blocked = self.blocking()
+        if not warning and blocked:
+            key = display_keys(self.app.keys_by_action.get("ticket_override", "ctrl+o"))
+            warning = (
+                f"Over the limit ({blocked}): risk override with {key}"
+                if not self.overridden
+                else f"Over the limit ({blocked}): overridden"
+            )
         self.query_one("#ticket-error", Static).update(
             Text("⚠ " + warning, style="bold red") if warning else ""
         )
 
         hint = self.query_one("#ticket-hint", Label)
-        if self.reviewing:
-            order, _ = self.build_order()
+        if self.sending:
+            hint.update(Text("Sending… waiting for the engine's reply", style="bold"))
+        elif self.reviewing:
             what = f"{verb} {code} {qty:,} @ {'market' if self.kind == MARKET else f'{price:,}'}"
             hint.update(
                 Text.assemble(
                     ("Send ", "bold"),
                     (what, "bold reverse"),
-                    (f" = {value:,} KRW ?  ", "bold"),
-                    ("Enter: send   Esc: edit", "dim"),
+                    (f" = {value:,} KRW ? ", "bold"),
+                    ("Enter send  Esc edit", "dim"),
                 )
             )
             self.add_class("-reviewing")
         else:
+            helpers = "F5 all F6 ½ F7 ¼" + ("" if self.side == SELL else " F8 KRW→qty")
             hint.update(
                 Text(
-                    "Enter review  ↑↓ ±1 tick  PgUp/PgDn ±10  Ctrl+T limit/market  Esc close",
+                    f"⏎ review  ↑↓ tick  PgUp/Dn ±10  {helpers}  ^T market  Esc",
                     style="dim",
+                    no_wrap=True,
+                    overflow="ellipsis",
                 )
             )
+        if not self.reviewing:
             self.remove_class("-reviewing")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 
 from rich.style import Style
 
@@ -48,8 +49,14 @@ def pct(value: float) -> str:
     return f"{value:+.2f}%"
 
 
+#: ``[tui] korean_units``: volumes and values in 만 (10^4) and 억 (10^8) instead of K/M/B.
+KOREAN_UNITS = False
+
+
 def compact(value: int) -> str:
-    """12,345,678 → ``12.35M``; small numbers stay exact."""
+    """12,345,678 → ``12.35M`` (or ``1,235만`` with Korean units); small numbers stay exact."""
+    if KOREAN_UNITS:
+        return korean(value)
     v = abs(value)
     sign = "-" if value < 0 else ""
     if v >= 1_000_000_000:
@@ -58,6 +65,18 @@ def compact(value: int) -> str:
         return f"{sign}{v / 1_000_000:.1f}M"
     if v >= 1_000_000:
         return f"{sign}{v / 1_000_000:.2f}M"
+    return f"{value:,}"
+
+
+def korean(value: int) -> str:
+    """12,345,678 → ``1,235만``; 1,234,567,890 → ``12.3억``; below 100,000 exact."""
+    v = abs(value)
+    sign = "-" if value < 0 else ""
+    if v >= 100_000_000:
+        eok = v / 100_000_000
+        return f"{sign}{eok:,.1f}억" if eok < 1000 else f"{sign}{eok:,.0f}억"
+    if v >= 100_000:
+        return f"{sign}{round(v / 10_000):,}만"
     return f"{value:,}"
 
 
@@ -79,6 +98,13 @@ def kst_time(ts_ms: int, seconds: bool = True) -> str:
     return t.strftime("%H:%M:%S" if seconds else "%H:%M")
 
 
+def seconds(ms: int) -> str:
+    """A short duration that keeps its width: ``0.4s``, ``12.3s``, ``4m``, ``3h``."""
+    if ms < 60_000:
+        return f"{ms / 1000:.1f}s"
+    return age(ms)
+
+
 def age(ms: int) -> str:
     """Compact age: ``4s``, ``12m``, ``3h``."""
     s = max(0, ms // 1000)
@@ -87,3 +113,12 @@ def age(ms: int) -> str:
     if s < 3600:
         return f"{s // 60}m"
     return f"{s // 3600}h"
+
+
+#: "cancelled by tui-3f9a…": the command id that caused a change means nothing to a trader.
+_CMD_ID = re.compile(r"\s+(?:by|from)\s+(?:command\s+)?[A-Za-z0-9_.:]*-[0-9a-f]{6,}\b")
+
+
+def reason(text: str) -> str:
+    """An order's reason without internal command ids."""
+    return _CMD_ID.sub("", text or "").strip()

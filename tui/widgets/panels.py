@@ -52,7 +52,7 @@ class StoreTable(KeyedTable):
 class WatchlistTable(StoreTable):
     columns = (
         Column("code", "Code", 6),
-        Column("name", "Name", 10, priority=2),
+        Column("name", "Name", 10, priority=2, cut="middle"),
         Column("price", "Price", 9, "right"),
         Column("change", "Chg", 8, "right", priority=3),
         Column("pct", "Chg%", 7, "right"),
@@ -71,7 +71,8 @@ class WatchlistTable(StoreTable):
         if q is None:
             return ("-" if c == "price" else ""), fmt.DIM
         chg = q.get("change") or 0
-        style = fmt.sign_style(chg)
+        # Not live (engine down, Redis gone, or no quote for a while): dimmed, not coloured.
+        style = fmt.sign_style(chg) if self.store.is_live(key) else fmt.DIM
         if c == "price":
             return fmt.krw(q.get("price") or 0), style
         if c == "change":
@@ -91,7 +92,7 @@ class WatchlistTable(StoreTable):
 class PositionsTable(StoreTable):
     columns = (
         Column("code", "Code", 6),
-        Column("name", "Name", 12, priority=2),
+        Column("name", "Name", 12, priority=2, cut="middle"),
         Column("qty", "Qty", 7, "right"),
         Column("avg", "Avg", 9, "right"),
         Column("last", "Last", 9, "right"),
@@ -108,7 +109,7 @@ class PositionsTable(StoreTable):
         if pos is None:
             return "", fmt.PLAIN
         c = column.key
-        last = self.store.last_price(key) or pos.last_price
+        last = self.store.position_price(key) or pos.last_price
         if c == "code":
             return key, fmt.PLAIN
         if c == "name":
@@ -118,7 +119,8 @@ class PositionsTable(StoreTable):
         if c == "avg":
             return fmt.krw(pos.avg_price), fmt.PLAIN
         if c == "last":
-            return fmt.krw(last), fmt.sign_style(last - pos.avg_price)
+            live = self.store.is_live(key)
+            return fmt.krw(last), fmt.sign_style(last - pos.avg_price) if live else fmt.DIM
         pnl = (last - pos.avg_price) * pos.qty if last and pos.qty else pos.unrealized_pnl
         if c == "pnl":
             return fmt.signed(pnl), fmt.sign_style(pnl)
@@ -139,7 +141,7 @@ class OrdersTable(StoreTable):
         Column("time", "Time", 8),
         Column("order_id", "Order", 10),
         Column("code", "Code", 6),
-        Column("name", "Name", 10, priority=5),
+        Column("name", "Name", 10, priority=5, cut="middle"),
         Column("side", "Side", 4),
         Column("kind", "Type", 4, priority=6),
         Column("qty", "Qty", 7, "right"),
@@ -188,8 +190,16 @@ class OrdersTable(StoreTable):
             ts = o.created_ts or o.updated_ts
             return (fmt.age(self.now_ms() - ts) if ts else ""), fmt.DIM
         if c == "reason":
-            return o.reason, fmt.DIM
+            return fmt.reason(o.reason), fmt.DIM
         return "", fmt.PLAIN
+
+    def detail(self) -> str:
+        """The selected order's whole reason, for the panel's bottom line and tooltip."""
+        o = self.store.orders.get(self.cursor_key or "")
+        if o is None or not o.reason:
+            return ""
+        why = fmt.reason(o.reason)
+        return f"{o.order_id} {STATUS_WORDS.get(o.status, o.status)}: {why}" if why else ""
 
     def row_style(self, key: str) -> Style | None:
         o = self.store.orders.get(key)
@@ -202,7 +212,7 @@ class SurgeTable(StoreTable):
     columns = (
         Column("time", "Time", 5),
         Column("code", "Code", 6),
-        Column("name", "Name", 10, priority=3),
+        Column("name", "Name", 10, priority=3, cut="middle"),
         Column("price", "Price", 9, "right"),
         Column("pct", "Chg%", 7, "right"),
         Column("ratio", "Vol×", 5, "right", priority=2),
@@ -215,13 +225,16 @@ class SurgeTable(StoreTable):
         self.by_key: dict[str, tuple[int, Surge]] = {}
 
     def rebuild(self) -> None:
-        """Keys are ``ts:code`` so two alerts for one code are two rows, newest first."""
+        """One row per alert, newest first. Keys are ``ts:code:n``: two alerts for one code in
+        the same millisecond (or rebuilt without a time) are still two rows (B4)."""
         keys = []
         self.by_key = {}
         for ts, alert in self.store.surge:
-            key = f"{ts}:{alert.code}"
-            if key in self.by_key:
-                continue
+            base = f"{ts}:{alert.code}"
+            n = 0
+            while f"{base}:{n}" in self.by_key:
+                n += 1
+            key = f"{base}:{n}"
             self.by_key[key] = (ts, alert)
             keys.append(key)
         self.set_keys(keys)

@@ -34,6 +34,9 @@ class Column:
     width: int
     align: str = "left"  # "left" | "right"
     priority: int = 0  # columns with higher numbers are dropped first when space runs out
+    #: Where a too-long text is cut: "end" (``삼성전…``) or "middle" (``에코…비엠``), for
+    #: names that share a long prefix (에코프로비엠, 에코프로에이치엔) and must stay distinct.
+    cut: str = "end"
 
 
 Cell = tuple[str, Style]
@@ -182,8 +185,14 @@ class KeyedTable(Widget, can_focus=True):
         self._move_to(len(self.keys) - 1 if where < 0 else where)
 
     def on_click(self, event: Click) -> None:
-        if event.y >= 1:
-            self._move_to(self.top + event.y - 1)
+        """Select the clicked row. ``event.y`` counts from the border's top edge, so the click
+        is first made relative to the content (``None`` on the border); line 0 is the header."""
+        offset = event.get_content_offset(self)
+        if offset is None or offset.y < 1:
+            return
+        index = self.top + offset.y - 1
+        if index < len(self.keys):
+            self._move_to(index)
 
     def on_mouse_scroll_down(self, event: MouseScrollDown) -> None:
         self._move_to(self.cursor + 3)
@@ -261,9 +270,29 @@ class KeyedTable(Widget, can_focus=True):
             w = col.width
             n = cell_len(text)
             if n > w:
-                text = set_cell_size(text, w - 1) + "…" if w > 1 else set_cell_size(text, w)
+                text = cut_text(text, w, col.cut)
             elif n < w:
                 pad = " " * (w - n)
                 text = pad + text if col.align == "right" else text + pad
             segs.append(Segment(text, style))
         return segs
+
+
+def cut_text(text: str, width: int, where: str = "end") -> str:
+    """``text`` in at most ``width`` cells, with ``…`` where it was cut (padded to ``width``)."""
+    if width <= 1:
+        return set_cell_size(text, width)
+    if where != "middle" or width < 5:
+        return set_cell_size(text, width - 1) + "…"
+    tail_w = (width - 1) // 2
+    head_w = width - 1 - tail_w
+    head, tail = "", ""
+    for ch in text:
+        if cell_len(head + ch) > head_w:
+            break
+        head += ch
+    for ch in reversed(text):
+        if cell_len(ch + tail) > tail_w:
+            break
+        tail = ch + tail
+    return set_cell_size(head + "…" + tail, width)

@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from PyQt5.QtCore import QTimer
 
-from core.protocol import krx
+from core.protocol import krx, now_ms
 from core.protocol.errors import BROKER_ERROR, INVALID_ARGUMENT, NOT_READY, RATE_LIMITED
 from core.protocol.events import BUY, LIMIT, MARKET, SELL, Account, Order, Position, mask_account
 
@@ -36,6 +36,7 @@ from . import chejan, tr
 from . import history as chart
 from .control import Control
 from .errors import ORDER_RATE_CODES, QUERY_RATE_EXCEEDED, SOCKET_CLOSED, describe, is_refusal
+from .hoga import BOOK_FIDS, BOOK_SCREENS, BOOK_SCREENS_FROM, STOCK_HOGA, parse_stock_hoga
 from .popups import PopupWatcher
 from .ratelimit import (
     CLOCK,
@@ -47,7 +48,7 @@ from .ratelimit import (
     Windows,
 )
 from .realtime import QUOTE_FIDS, STOCK_TRADE, parse_stock_trade
-from .screens import MAX_SCREENS, RealScreens, ScreenNumbers
+from .screens import MAX_SCREENS, RealScreens, ScreenError, ScreenNumbers
 from .values import to_code, to_price
 
 log = logging.getLogger("engine32.brokers.kiwoom")
@@ -205,6 +206,9 @@ class KiwoomBroker(Broker):
             ScreenNumbers(int(kiwoom.real_screens_from), MAX_SCREENS - RESERVED_SCREENS)
         )
         self._subscribed: Dict[str, bool] = {}
+        # Order books (주식호가잔량) on screens of their own: see .hoga.
+        self.book_real = RealScreens(ScreenNumbers(BOOK_SCREENS_FROM, BOOK_SCREENS))
+        self._book_codes: Dict[str, bool] = {}
         self.book = chejan.OrderBook()
         self._positions: Dict[str, Position] = {}
         self._realized: Dict[str, int] = {}
@@ -352,6 +356,8 @@ class KiwoomBroker(Broker):
         self.state = RECONCILE
         for reg in self.real.all_registrations():
             self._set_real_reg(reg.screen, reg.codes, reg.opt)
+        for reg in self.book_real.all_registrations():
+            self._set_book_reg(reg.screen, reg.codes, reg.opt)
         names = {c: self.name_of(c) for c in self._subscribed}
         if any(names.values()):
             self.listener.on_names({c: n for c, n in names.items() if n})
@@ -790,6 +796,9 @@ class KiwoomBroker(Broker):
             log.warning("SetRealReg(%s, %d codes) failed: %s", screen, len(codes), describe(ret))
 
     def _on_real_data(self, real_key: str, real_type: str, data: str) -> None:
+        if real_type == STOCK_HOGA:
+            self._on_hoga(real_key)
+            return
         if real_type != STOCK_TRADE:
             return
         code = to_code(real_key)
@@ -803,6 +812,44 @@ class KiwoomBroker(Broker):
         if quote is not None:
             self.listener.on_quote(quote)
 
+    # -- order books (주식호가잔량, issue 13) ---------------------------------------------------
+    def subscribe_book(self, codes: Sequence[str]) -> None:
+        wanted = [c for c in codes if krx.is_valid_code(c)]
+        for code in wanted:
+            self._book_codes[code] = True
+        try:
+            calls = self.book_real.add(wanted)
+        except ScreenError as exc:
+            log.warning("order books not registered: %s", exc)
+            return
+        if self.state in (RECONCILE, READY):
+            for reg in calls:
+                self._set_book_reg(reg.screen, reg.codes, reg.opt)
+
+    def unsubscribe_book(self, codes: Sequence[str]) -> None:
+        for code in codes:
+            self._book_codes.pop(code, None)
+        removals, _ = self.book_real.remove(codes)
+        if self.state in (RECONCILE, READY):
+            for screen, code in removals:
+                self.control.set_real_remove(screen, code)
+
+    def _set_book_reg(self, screen: str, codes: Sequence[str], opt: str) -> None:
+        ret = self.control.set_real_reg(screen, ";".join(codes), BOOK_FIDS, opt)
+        if ret != 0:
+            log.warning("SetRealReg(%s, %d books) failed: %s", screen, len(codes), describe(ret))
+
+    def _on_hoga(self, real_key: str) -> None:
+        if to_code(real_key) not in self._book_codes:
+            return  # a book nobody asked for (e.g. registered by a TR query)
+        book = parse_stock_hoga(
+            real_key,
+            lambda fid: self.control.get_comm_real_data(real_key, fid),
+            now_ms(),
+        )
+        if book is not None:
+            self.listener.on_book(book)
+
     def name_of(self, code: str) -> str:
         name = self._names.get(code)
         if name is None:
@@ -810,6 +857,13 @@ class KiwoomBroker(Broker):
             if name:
                 self._names[code] = name
         return name or ""
+
+    def unknown_codes(self, codes: Sequence[str]) -> List[str]:
+        """Codes ``GetMasterCodeName`` has no name for (it answers '' for a code it does not
+        list; koapy's ``GetMasterCodeName`` docs). Unknown until logged in: [] then."""
+        if self.state == IDLE:
+            return []
+        return [c for c in codes if not self.name_of(c)]
 
     def base_price(self, code: str) -> int:
         if self.state == IDLE:

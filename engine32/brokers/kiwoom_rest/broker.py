@@ -36,6 +36,7 @@ from core.protocol.events import BUY, LIMIT, MARKET, SELL, Account, Order, Posit
 
 from ..base import Broker, BrokerInfo, BrokerListener, Done, ModifyRequest, OrderRequest, Result
 from ..kiwoom import chejan, tr
+from ..kiwoom.hoga import parse_stock_hoga
 from ..kiwoom.realtime import parse_stock_trade
 from ..kiwoom.values import to_code, to_price
 from . import chart, trs
@@ -43,7 +44,7 @@ from .credentials import load_credentials
 from .errors import BATCH_TOO_LARGE_CODE, KiwoomRestError
 from .net import NetThread, QtPost
 from .rest import REST_HOSTS, WS_URLS, Page, RestClient
-from .ws import CONDITION_TYPE, QUOTE_TYPE, WsSession
+from .ws import BOOK_TYPE, CONDITION_TYPE, QUOTE_TYPE, WsSession
 
 log = logging.getLogger("engine32.brokers.kiwoom_rest")
 
@@ -133,6 +134,7 @@ class KiwoomRestBroker(Broker):
         self.book = chejan.OrderBook()
         self._want = False
         self._subscribed: Dict[str, bool] = {}
+        self._book_codes: Dict[str, bool] = {}
         self._names: Dict[str, str] = {}
         self._base: Dict[str, int] = {}
         self._positions: Dict[str, Position] = {}
@@ -172,6 +174,8 @@ class KiwoomRestBroker(Broker):
     async def _net_start(self, codes: List[str]) -> None:
         await self.rest.start()
         await self.ws.subscribe(codes)  # registered once the session is up
+        if self._book_codes:
+            await self.ws.subscribe_book(list(self._book_codes))
         self._net_tasks = [
             asyncio.ensure_future(self.ws.run()),
             asyncio.ensure_future(self._renew_loop()),
@@ -447,6 +451,28 @@ class KiwoomRestBroker(Broker):
     def subscribed(self) -> List[str]:
         return list(self._subscribed)
 
+    def subscribe_book(self, codes: Sequence[str]) -> None:
+        """Order books: the WebSocket's ``0D`` (주식호가잔량, the OCX's FIDs), issue 13."""
+        wanted = [c for c in codes if krx.is_valid_code(c) and c not in self._book_codes]
+        if not wanted:
+            return
+        for code in wanted:
+            self._book_codes[code] = True
+
+        async def run() -> None:
+            refused = await self.ws.subscribe_book(wanted)
+            if refused:
+                log.warning("kiwoom_rest: Kiwoom streams at most 200 items per connection; "
+                            "no book for %s", ", ".join(refused))  # fmt: skip
+
+        if self.net.running:
+            self.net.submit(run())
+
+    def unsubscribe_book(self, codes: Sequence[str]) -> None:
+        gone = [c for c in codes if self._book_codes.pop(c, None)]
+        if gone and self.net.running:
+            self.net.submit(self.ws.unsubscribe_book(gone))
+
     def name_of(self, code: str) -> str:
         return self._names.get(code, "")
 
@@ -598,6 +624,12 @@ class KiwoomRestBroker(Broker):
                 quote = parse_stock_trade(code, get)
                 if quote is not None:
                     self.listener.on_quote(quote)
+        elif kind == BOOK_TYPE:
+            code = to_code(str(row.get("item", "")))
+            if code in self._book_codes:
+                book = parse_stock_hoga(code, get, int(time.time() * 1000))
+                if book is not None:
+                    self.listener.on_book(book)
         elif (
             kind == CONDITION_TYPE
             and get(int(FID_CONDITION_EVENT)).strip() == "I"

@@ -37,6 +37,9 @@ QUOTE_GROUP = "2"
 ACCOUNT_TYPES = ("00", "04")
 QUOTE_TYPE = "0B"
 CONDITION_TYPE = "02"
+#: Order books (주식호가잔량, the OCX's FIDs 41-80, 121/125, 21): issue 13.
+BOOK_GROUP = "3"
+BOOK_TYPE = "0D"
 #: Items per connection (hoga-ops, live); the account's "" item takes one slot.
 MAX_ITEMS = 200
 #: Items per REG frame.
@@ -87,6 +90,7 @@ class WsSession:
         self.ack_timeout_s = ack_timeout_s
         self._reg_windows = SlidingWindows(((1.0, max(1, reg_per_s)),))
         self._codes: List[str] = []
+        self._book_codes: List[str] = []
         self._condition = ""
         self._condition_seq = ""
         self._ws: Any = None
@@ -119,6 +123,23 @@ class WsSession:
         if taken and self._registered:
             await self._reg("REG", QUOTE_GROUP, taken, [QUOTE_TYPE])
         return refused
+
+    async def subscribe_book(self, codes: Sequence[str]) -> List[str]:
+        """Stream 0D (order books) for these codes too, within the same 200-item cap as 0B
+        (an item is a code per type); returns the codes refused for the cap."""
+        room = MAX_ITEMS - 1 - len(self._codes) - len(self._book_codes)
+        new = [c for c in dict.fromkeys(codes) if c not in self._book_codes]
+        taken, refused = new[: max(room, 0)], new[max(room, 0) :]
+        self._book_codes.extend(taken)
+        if taken and self._registered:
+            await self._reg("REG", BOOK_GROUP, taken, [BOOK_TYPE])
+        return refused
+
+    async def unsubscribe_book(self, codes: Sequence[str]) -> None:
+        gone = [c for c in codes if c in self._book_codes]
+        self._book_codes = [c for c in self._book_codes if c not in gone]
+        if gone and self._registered:
+            await self._reg("REMOVE", BOOK_GROUP, gone, [BOOK_TYPE])
 
     async def unsubscribe(self, codes: Sequence[str]) -> None:
         gone = [c for c in codes if c in self._codes]
@@ -325,6 +346,8 @@ class WsSession:
         await self._reg("REG", ACCOUNT_GROUP, [""], list(ACCOUNT_TYPES))
         if self._codes:
             await self._reg("REG", QUOTE_GROUP, list(self._codes), [QUOTE_TYPE])
+        if self._book_codes:
+            await self._reg("REG", BOOK_GROUP, list(self._book_codes), [BOOK_TYPE])
 
     async def _start_condition(self) -> None:
         """``CNSRLST`` first (Kiwoom refuses CNSRREQ without it), then real-time ``CNSRREQ``."""

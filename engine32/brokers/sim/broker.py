@@ -20,8 +20,9 @@ from core.protocol.errors import BROKER_ERROR, INVALID_ARGUMENT, NOT_READY
 from core.protocol.events import Order
 
 from ..base import Broker, BrokerInfo, BrokerListener, Done, ModifyRequest, OrderRequest, Result
-from .exchange import Clock, SimExchange
+from .exchange import Clock, SimExchange, kst_hhmmss
 from .history import past_candles
+from .orderbook import build_book
 from .universe import build_universe
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,9 @@ class SimBroker(Broker):
         self._timer.setTimerType(Qt.PreciseTimer)
         self._timer.setInterval(tick_ms)
         self._timer.timeout.connect(self._on_timer)
+        # Quote and book subscriptions are kept apart; the exchange streams their union.
+        self._quote_codes: Dict[str, None] = {}
+        self._book_codes: Dict[str, None] = {}
         self._routes: Dict[str, Callable[[Any], None]] = {
             "quote": listener.on_quote,
             "order": listener.on_order,
@@ -135,7 +139,7 @@ class SimBroker(Broker):
         self._call(self.listener.on_account, self.exchange.account())
         for position in self.exchange.positions():
             self._call(self.listener.on_position, position)
-        for order in self.exchange.open_orders():
+        for order in self.exchange.all_orders():  # today's, restored ones included
             self._call(self.listener.on_order, order)
         if not self._connected:
             self._connected = True
@@ -153,6 +157,15 @@ class SimBroker(Broker):
             ),
         )
 
+    def restore(
+        self,
+        account: Dict[str, Any],
+        positions: Sequence[Dict[str, Any]],
+        orders: Sequence[Dict[str, Any]],
+    ) -> int:
+        """Take back the previous run's paper account (see ``SimExchange.restore``)."""
+        return self.exchange.restore(account, positions, orders)
+
     def disconnect(self) -> None:
         if not self._connected:
             return
@@ -165,16 +178,53 @@ class SimBroker(Broker):
 
     # -- market data ----------------------------------------------------------------------------
     def subscribe(self, codes: Sequence[str]) -> None:
+        self._quote_codes.update(dict.fromkeys(codes))
         unknown = self.exchange.subscribe(codes)
         if unknown:
             log.warning("not in the simulator's universe, no quotes: %s", ", ".join(unknown))
         self._dispatch()
 
     def unsubscribe(self, codes: Sequence[str]) -> None:
-        self.exchange.unsubscribe(codes)
+        for code in codes:
+            self._quote_codes.pop(code, None)
+        self.exchange.unsubscribe([c for c in codes if c not in self._book_codes])
+
+    def subscribe_book(self, codes: Sequence[str]) -> None:
+        """Books of these codes from the matching engine (:mod:`.orderbook`). A book code is
+        streamed by the exchange too (its quotes move the book), so its quotes arrive as well."""
+        known = [c for c in codes if c in self.exchange.market.states]
+        unknown = [c for c in codes if c not in self.exchange.market.states]
+        if unknown:
+            log.warning("not in the simulator's universe, no book: %s", ", ".join(unknown))
+        self._book_codes.update(dict.fromkeys(known))
+        self.exchange.subscribe(known)
+        self._dispatch()
+        for code in known:
+            self._send_book(code)
+
+    def unsubscribe_book(self, codes: Sequence[str]) -> None:
+        for code in codes:
+            self._book_codes.pop(code, None)
+        self.exchange.unsubscribe([c for c in codes if c not in self._quote_codes])
+
+    def book(self, code: str) -> Any:
+        """The current book of ``code`` (None if unknown)."""
+        st = self.exchange.market.get(code)
+        if st is None:
+            return None
+        now = self.exchange.clock()
+        return build_book(st, self.exchange.resting(code), kst_hhmmss(now), now)
+
+    def _send_book(self, code: str) -> None:
+        book = self.book(code)
+        if book is not None:
+            self._call(self.listener.on_book, book)
 
     def name_of(self, code: str) -> str:
         return self.exchange.name_of(code)
+
+    def unknown_codes(self, codes: Sequence[str]) -> List[str]:
+        return [c for c in codes if c not in self.exchange.market.states]
 
     def base_price(self, code: str) -> int:
         return self.exchange.base_price(code)
@@ -298,6 +348,8 @@ class SimBroker(Broker):
             return
         self._dispatching = True
         routes = self._routes
+        books = self._book_codes
+        touched: Dict[str, None] = {}
         try:
             while True:
                 batch = self.exchange.drain()
@@ -305,6 +357,10 @@ class SimBroker(Broker):
                     break
                 for payload in batch:
                     self._call(routes[payload.TYPE], payload)
+                    if books and getattr(payload, "code", None) in books:
+                        touched[payload.code] = None  # type: ignore[attr-defined]
+            for code in touched:  # the book after everything this round changed
+                self._send_book(code)
         finally:
             self._dispatching = False
 

@@ -19,7 +19,7 @@ was left alone, so the whole universe evolves without a loop over it.
 
 import random
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from core.protocol import krx
 from core.protocol.events import (
@@ -215,7 +215,14 @@ class SimExchange:
             return order.order_id, reason
         self._open(order)
         self.outbox.append(order.to_order())
+        self._reserved_changed(order)
         return order.order_id, ""
+
+    def _reserved_changed(self, order: SimOrder) -> None:
+        """A buy reserves orderable cash when it opens and gives it back when it closes:
+        every such change publishes the account, not only the next fill or price move."""
+        if order.side == BUY:
+            self.outbox.append(self.ledger.account())
 
     def _check_session(self, now_ms: int) -> str:
         return MARKET_CLOSED if self.phase_at(now_ms) == krx.CLOSED else ""
@@ -277,6 +284,7 @@ class SimExchange:
         self._unreserve(order)
         order.close(CANCELLED, "cancelled" + (" by " + cmd_id if cmd_id else ""), self.clock())
         self.outbox.append(order.to_order())
+        self._reserved_changed(order)
         return ""
 
     def modify(
@@ -325,10 +333,15 @@ class SimExchange:
         self.orders[new.order_id] = new
         self._open(new)
         self.outbox.append(new.to_order())
+        self._reserved_changed(new)
         return new.order_id, ""
 
     def open_orders(self) -> List[Order]:
         return [o.to_order() for book in self._open_by_code.values() for o in book]
+
+    def resting(self, code: str) -> List[SimOrder]:
+        """The open orders of one code, in time priority (for the order book)."""
+        return list(self._open_by_code.get(code, ()))
 
     # -- fills --------------------------------------------------------------------------------------
     def _fill(self, order: SimOrder, qty: int, price: int, now_ms: int) -> None:
@@ -399,6 +412,7 @@ class SimExchange:
                 self._unreserve(order)
                 order.close(CANCELLED, "expired at the close", now_ms)
                 self.outbox.append(order.to_order())
+                self._reserved_changed(order)
 
     # -- the clock ----------------------------------------------------------------------------------
     def _advance_phase(self, now_ms: int) -> str:
@@ -541,6 +555,65 @@ class SimExchange:
                 changed = True
         if changed:
             self.outbox.append(self.ledger.account())
+
+    # -- restart ------------------------------------------------------------------------------------
+    def restore(
+        self,
+        account: Dict[str, Any],
+        positions: Sequence[Dict[str, Any]],
+        orders: Sequence[Dict[str, Any]],
+    ) -> int:
+        """Take back the paper account a previous engine run left in ``P:state:*`` (its cash,
+        realised P&L, positions and today's orders; open orders reserve again and stay on the
+        book) so a restart does not wipe a paper-trading day. Order ids continue after the
+        highest one seen. Returns how many orders came back. Call before any order."""
+        ledger = self.ledger
+        if isinstance(account.get("cash"), int):
+            ledger.cash = account["cash"]
+        if isinstance(account.get("realized_pnl_today"), int):
+            ledger.realized_today = account["realized_pnl_today"]
+        for p in positions:
+            code = p.get("code")
+            qty = p.get("qty")
+            if code not in self.market.states or not isinstance(qty, int) or qty <= 0:
+                continue
+            h = ledger.holding(code, self.market.states[code].name)
+            h.qty = qty
+            h.cost = int(p.get("avg_price") or 0) * qty
+            h.realized = int(p.get("realized_pnl") or 0)
+            h.last_price = int(p.get("last_price") or 0)
+            self._refresh_active(code)
+        restored = 0
+        for o in sorted(orders, key=lambda o: str(o.get("order_id", ""))):
+            oid, code = str(o.get("order_id") or ""), o.get("code")
+            if not oid or oid in self.orders or code not in self.market.states:
+                continue
+            try:
+                order = SimOrder(
+                    oid, code, self.market.states[code].name, str(o["side"]),
+                    str(o.get("kind") or LIMIT), int(o["qty"]), int(o.get("price") or 0),
+                    str(o.get("cmd_id") or ""), str(o["status"]),
+                    int(o.get("created_ts") or self.clock()),
+                    str(o.get("reason") or ""), str(o.get("orig_order_id") or ""),
+                )  # fmt: skip
+                order.filled_qty = int(o.get("filled_qty") or 0)
+                order.fill_value = int(o.get("avg_fill_price") or 0) * order.filled_qty
+                order.updated_ts = int(o.get("updated_ts") or order.created_ts)
+            except (KeyError, TypeError, ValueError):
+                continue
+            self.orders[oid] = order
+            if order.is_open:
+                order.resting = True  # it had its arrival match in the previous run
+                self._open(order)
+            digits = oid[1:]
+            if oid.startswith("S") and digits.isdigit():
+                self._order_seq = max(self._order_seq, int(digits))
+            restored += 1
+        return restored
+
+    def all_orders(self) -> List[Order]:
+        """Every order of the day the simulator knows, oldest first."""
+        return [o.to_order() for o in self.orders.values()]
 
     # -- snapshots ----------------------------------------------------------------------------------
     def positions(self) -> List[Position]:
