@@ -215,6 +215,8 @@ class TriggerActions:
             return
         self.store.triggers.load(raw)
         self.store.dirty.positions_rows = True
+        for t in self.store.triggers.by_id.values():
+            self.store.dirty.positions.add(t.get("code", ""))
         self.refresh_trigger_views()
 
     def refresh_trigger_views(self: KiwoomConsole) -> None:
