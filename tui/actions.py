@@ -99,7 +99,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         "watchlist_sort",
-        "o",
+        "O",
         "watchlist_sort",
         "Sort",
         "Sort the watchlist: as added, by change %, by volume (cycles).",
@@ -162,7 +162,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec(
         "set_take_profit",
-        "p",
+        "P",
         "set_take_profit",
         "Take-profit",
         "Set or move the take-profit of the selected position (price or % from the average).",

@@ -67,7 +67,7 @@ class TriggersScreen(ModalScreen[None]):
         self.query_one("#triggers-empty", Label).update(
             ""
             if rows
-            else "no triggers - on a position row press l (stop), p (take-profit), t (trailing)"
+            else "no triggers - on a position row press l (stop), P (take-profit), t (trailing)"
         )
         if keep:
             for i, t in enumerate(rows):
