@@ -356,13 +356,13 @@ async def test_watchlist_sorts_by_change_and_volume(redis_url, redis_client, pre
         await connected(app, pilot)
         wl = app.main.watchlist
         assert wl.keys == tui_seed.WATCHLIST
-        await pilot.press("o")
+        await pilot.press("O")
         by_pct = sorted(
             tui_seed.WATCHLIST,
             key=lambda c: -app.store.quotes[c]["change_pct"],
         )
         assert wl.keys == by_pct and wl.keys[0] == "006400"
-        await pilot.press("o")
+        await pilot.press("O")
         assert wl.keys[0] == "005930"  # 12.3M shares
-        await pilot.press("o")
+        await pilot.press("O")
         assert wl.keys == tui_seed.WATCHLIST
