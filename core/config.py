@@ -251,6 +251,16 @@ SCHEMA: Dict[str, Dict[str, Field]] = {
             float, 1.0, "sim seconds per real second (1 to 3600)", lambda v: 0 < v <= 3600
         ),
     },
+    "triggers": {
+        "price_source": Field(str, "last", "last or quote_side", _one_of("last", "quote_side")),
+        "max_quote_age_ms": Field(int, 5000, "a positive number of milliseconds", _positive),
+        "auction": Field(str, "limit", "limit or wait", _one_of("limit", "wait")),
+        "marketable_ticks": Field(int, 5, "0 to 100 ticks", lambda v: 0 <= v <= 100),
+        "on_resume": Field(str, "ask", "ask or fire", _one_of("ask", "fire")),
+        "flush_ms": Field(int, 1000, "100 to 10000 milliseconds", lambda v: 100 <= v <= 10000),
+        "order_ttl_ms": Field(int, 60000, "a positive number of milliseconds", _positive),
+        "keep_final_s": Field(int, 86400, "a number of seconds", _non_negative),
+    },
     "tui": {
         "refresh_hz": Field(float, 10.0, "1 to 30 refreshes a second", lambda v: 1 <= v <= 30),
         "theme": Field(str, "textual-dark", "a Textual theme name"),

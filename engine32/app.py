@@ -30,6 +30,7 @@ from .dispatcher import Dispatcher, EngineStatus, Hooks
 from .logsetup import attach_event_handler
 from .publisher import Event, Op, Publisher, QuotesEvent, ReplyEvent, Writes, dumps
 from .risk import RiskLimits
+from .trigger_engine import TriggerEngine
 
 log = logging.getLogger("engine32.app")
 
@@ -133,6 +134,15 @@ class Engine(BrokerListener):
         )
         self.depth = MarketDepth(self, kept)
         self.depth.register(self.dispatcher)
+        self.triggers = TriggerEngine(self, redis_url)
+        self._trigger_filters = self.triggers.filters  # the quote path's one test
+        for name, run in (
+            ("trigger_add", self.triggers.cmd_add),
+            ("trigger_cancel", self.triggers.cmd_cancel),
+            ("trigger_modify", self.triggers.cmd_modify),
+            ("sim_price", self.triggers.cmd_sim_price),
+        ):
+            self.dispatcher.register(name, run)
         bridge = self.bridge  # the handler keeps the bridge (a QObject) alive as long as itself
 
         def to_qt_thread(record: logging.LogRecord) -> None:
@@ -146,6 +156,7 @@ class Engine(BrokerListener):
         self._heartbeat_timer = self._timer(engine_cfg.heartbeat_ms, self.heartbeat)
         self._watchdog_timer = self._timer(500, self.dispatcher.expire)
         self._stop_timer = self._timer(STOP_POLL_MS, self._stop_step, start=False)
+        self._trigger_timer = self._timer(self.triggers.settings.flush_ms, self.triggers.tick)
 
     def _timer(self, ms: int, slot: Callable[[], Any], start: bool = True) -> QTimer:
         timer = QTimer()
@@ -170,6 +181,7 @@ class Engine(BrokerListener):
         )
         self._restore_broker()
         self.publisher.start()
+        self.triggers.load()  # before the snapshot below rewrites P:state:triggers
         # A fresh run starts from empty state: the broker's reconciliation fills it again.
         self.publisher.put(Writes(self._snapshot_ops(include_surge=False)))
         self.publish_status()
@@ -285,7 +297,9 @@ class Engine(BrokerListener):
 
     def respond(self, taken: Taken, reply: Dict[str, Any]) -> None:
         remember = self.config.engine.dedupe_ttl_s if taken.remember and reply.get("id") else 0
+        self.triggers.reply_coming(reply)
         self.publisher.put(ReplyEvent(self._envelope("reply", reply), taken.raw, remember))
+        self.triggers.on_reply(reply)
 
     def flush_quotes(self) -> None:
         if self._pending_quotes:
@@ -336,6 +350,7 @@ class Engine(BrokerListener):
         }
 
     def publish_status(self) -> None:
+        self.triggers.on_status()
         fields = self.engine_fields()
         flat: List[Any] = ["HSET", self.keys.engine]
         for key, value in fields.items():
@@ -404,6 +419,7 @@ class Engine(BrokerListener):
         ops += self.depth.snapshot_ops()
         if include_surge and self.surge_list:
             ops += self._replace_list(self.keys.state_surge, list(self.surge_list))
+        ops += self.triggers.snapshot_ops()
         return ops
 
     # -- worker threads → Qt thread --------------------------------------------------------
@@ -414,6 +430,8 @@ class Engine(BrokerListener):
 
     def _on_taken(self, taken: Taken) -> None:
         self._received += 1
+        if taken.command is not None:
+            self.triggers.on_command(taken.command)
         self.dispatcher.handle(taken)
 
     def _on_log_record(self, record: logging.LogRecord) -> None:
@@ -427,6 +445,9 @@ class Engine(BrokerListener):
         self.books.quotes[quote.code] = quote
         self._pending_quotes.append(quote)
         self.depth.on_quote(quote)
+        f = self._trigger_filters.get(quote.code)
+        if f is not None and not f.lo < quote.price < f.hi:
+            self.triggers.on_quote(quote)
         if self.surge is not None:
             code = quote.code
             alert = self.surge.update(
@@ -489,9 +510,11 @@ class Engine(BrokerListener):
             self._keep_streaming(order.code)
         data = order.to_dict()
         self.emit("order", data, [("HSET", self.keys.state_orders, order.order_id, dumps(data))])
+        self.triggers.on_order(order)
 
     def on_fill(self, fill: Fill) -> None:
         self.emit("fill", fill.to_dict())
+        self.triggers.on_fill(fill)
 
     def on_position(self, position: Position) -> None:
         self.books.on_position(position)
@@ -503,6 +526,7 @@ class Engine(BrokerListener):
         else:
             state = [("HSET", self.keys.state_positions, position.code, dumps(data))]
         self.emit("position", data, state)
+        self.triggers.on_position(position)
 
     def on_account(self, account: Account) -> None:
         self.books.on_account(account)
@@ -527,6 +551,8 @@ class Engine(BrokerListener):
         elif was and not connected:
             log.warning("broker connection lost: %s", message)
         self.publish_status()
+        if connected and not was:
+            self.triggers.on_connection(True)
 
     def on_restart_needed(self, words: str) -> None:
         """The broker can only recover in a new process (Kiwoom's -106): stop as on SIGTERM

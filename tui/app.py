@@ -43,6 +43,7 @@ from .hts import HtsActions, HtsStore
 from .keymap import effective_keys, load_keymap
 from .screens.main import MainScreen
 from .state import Store
+from .triggers import TriggerActions
 from .widgets import fmt
 
 #: Seconds to wait for the engine's reply to a command.
@@ -55,7 +56,7 @@ PALETTE_HIDDEN = ("maximize", "minimize", "screenshot", "save screenshot", "keys
 FILL_TOAST_S = 1.0
 
 
-class KiwoomConsole(HtsActions, App[None]):
+class KiwoomConsole(TriggerActions, HtsActions, App[None]):
     """``python -m tui``: the trading console. Talks only to Redis (and the database for charts)."""
 
     CSS_PATH = str(Path(__file__).with_name("theme.tcss"))  # absolute: subclasses live elsewhere
@@ -199,6 +200,7 @@ class KiwoomConsole(HtsActions, App[None]):
         self.store.dirty.status = True
 
     def on_resynced(self, message: Resynced) -> None:
+        self.run_worker(self.load_triggers(), group="triggers")
         self.flush()  # show the rebuilt view now, not at the next tick
         if message.reason not in ("connect",):
             self.notify(f"View rebuilt from the engine's snapshot ({message.reason}).", timeout=3)

@@ -29,6 +29,7 @@ from core.protocol.errors import ProtocolError
 from core.protocol.events import Fill, Order, Surge
 
 from .state import Store
+from .triggers import TriggerChange, TriggerEvent
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,8 @@ def message_for(item: Any) -> FeedMessage | None:
         return SurgeEvent(item)
     if isinstance(item, dict):
         return ReplyEvent(item)
+    if isinstance(item, TriggerChange):
+        return TriggerEvent(item.data)
     return None
 
 

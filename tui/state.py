@@ -26,6 +26,7 @@ from core.protocol.events import (
 )
 
 from .names import KNOWN_NAMES
+from .triggers import TriggerChange, TriggerStore
 
 #: Points in a watchlist sparkline.
 SPARK_POINTS = 24
@@ -150,6 +151,7 @@ class Store:
             maxlen=SURGE_KEEP
         )  # (ts_ms, alert), newest first
         self.status = EngineStatus()
+        self.triggers = TriggerStore()  # stops and take-profits (issue 14, tui/triggers.py)
         self.run = ""
         self.last_seq = -1
         self.events_applied = 0
@@ -350,6 +352,9 @@ class Store:
             return []
         if t == "reply":
             return [dict(data)]
+        if t == "trigger":
+            trigger = self.triggers.apply(data)
+            return [TriggerChange(trigger)] if trigger else []
         return []
 
     def set_watchlist(self, codes: list[str]) -> None:

@@ -20,6 +20,7 @@ from .errors import (
     ProtocolError,
 )
 from .events import BUY, KINDS, LIMIT, MARKET, SELL
+from .triggers import SIM_PRICE, TRIGGER_COMMANDS, parse_bracket, parse_trigger_args, sim_price_args
 
 # Used with ``fullmatch``: ``$`` alone would let a trailing newline through ("n2\n").
 ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -58,6 +59,10 @@ COMMANDS = (
     "book_unsubscribe",
     "alert_add",
     "alert_remove",
+    "trigger_add",
+    "trigger_cancel",
+    "trigger_modify",
+    "sim_price",
 )
 #: Commands that can change orders: refused while halted / not ready, checked for staleness.
 TRADING_COMMANDS = ("buy", "sell", "cancel", "modify", "cancel_all")
@@ -65,7 +70,17 @@ TRADING_COMMANDS = ("buy", "sell", "cancel", "modify", "cancel_all")
 COMMON_FIELDS = ("id", "cmd", "ts", "ttl_ms", "client")
 ARGUMENTS = {
     "ping": (),
-    "buy": ("code", "qty", "price", "type", "venue"),
+    "buy": (
+        "code",
+        "qty",
+        "price",
+        "type",
+        "stop_loss",
+        "take_profit",
+        "stop_loss_pct",
+        "take_profit_pct",
+        "venue",
+    ),
     "sell": ("code", "qty", "price", "type", "venue"),
     "cancel": ("order_id",),
     "modify": ("order_id", "qty", "price"),
@@ -80,6 +95,29 @@ ARGUMENTS = {
     "book_unsubscribe": ("codes",),
     "alert_add": ("code", "above", "below", "change_pct"),
     "alert_remove": ("alert_id",),
+    "trigger_add": (
+        "code",
+        "side",
+        "qty",
+        "kind",
+        "trigger_price",
+        "trail_pct",
+        "trail_ticks",
+        "order_type",
+        "limit_offset_ticks",
+        "oco",
+        "expires",
+    ),
+    "trigger_cancel": ("trigger_id",),
+    "trigger_modify": (
+        "trigger_id",
+        "trigger_price",
+        "qty",
+        "trail_pct",
+        "trail_ticks",
+        "limit_offset_ticks",
+    ),
+    "sim_price": ("code", "price"),
 }
 
 
@@ -105,6 +143,13 @@ class Command:
     below: Optional[int] = None
     change_pct: Optional[float] = None
     alert_id: Optional[str] = None
+    #: The arguments of trigger_add / trigger_cancel / trigger_modify (core.protocol.triggers).
+    args: Optional[Dict[str, Any]] = None
+    #: A buy's bracket: prices, or percent from the fill price.
+    stop_loss: Optional[int] = None
+    take_profit: Optional[int] = None
+    stop_loss_pct: Optional[float] = None
+    take_profit_pct: Optional[float] = None
     venue: Optional[str] = None  # buy/sell: KRX (when omitted) | NXT | SOR
 
     @property
@@ -132,6 +177,9 @@ class Command:
                 out[name] = value
         if self.client:
             out["client"] = self.client
+        if self.args is not None:
+            out.update(self.args)
+            return out
         for name in ARGUMENTS[self.cmd]:
             value = getattr(self, name)
             if name == "codes":
@@ -349,6 +397,12 @@ def _parse(raw: Union[bytes, bytearray, str, Dict[str, Any]]) -> Command:
 
     if cmd_name in ORDER_COMMANDS:
         fields.update(_parse_order(check))
+        if cmd_name == "buy":
+            fields.update(parse_bracket(check))
+    elif cmd_name in TRIGGER_COMMANDS:
+        fields["args"] = parse_trigger_args(check, cmd_name)
+    elif cmd_name == SIM_PRICE:
+        fields.update(sim_price_args(check))
     elif cmd_name == "cancel":
         fields["order_id"] = check.str_field(
             "order_id", ORDER_ID_RE, True, "the id of an open order"

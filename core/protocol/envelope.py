@@ -28,6 +28,7 @@ EVENT_TYPES = (
     "candles",
     "book",
     "alert",
+    "trigger",
 )
 
 #: Which Pub/Sub topic each envelope type is published on.
@@ -45,6 +46,7 @@ TOPIC_OF_TYPE = {
     "candles": "candles",
     "book": "book",
     "alert": "alert",
+    "trigger": "trigger",
 }
 
 

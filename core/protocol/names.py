@@ -18,6 +18,7 @@ TOPICS: Tuple[str, ...] = (
     "candles",
     "book",
     "alert",
+    "trigger",
 )
 
 #: Seconds a reply list lives before Redis drops it.
@@ -59,6 +60,7 @@ class Keys:
         self.state_book = p + ":state:book"
         self.state_book_codes = p + ":state:book_codes"
         self.state_alerts = p + ":state:alerts"
+        self.state_triggers = p + ":state:triggers"
 
     def reply(self, cmd_id: str) -> str:
         """The list the engine LPUSHes the reply to command ``cmd_id`` onto."""
@@ -94,4 +96,5 @@ class Keys:
             self.state_book,
             self.state_book_codes,
             self.state_alerts,
+            self.state_triggers,
         )

@@ -185,6 +185,26 @@ PRICE_ALERTS = _table(
     ("message", "text"),
 )
 
+TRIGGERS = _table(
+    "triggers",
+    ("run", "seq"),
+    ("trigger_id", "text"),
+    ("code", "text"),
+    ("side", "text"),
+    ("kind", "text"),
+    ("status", "text"),
+    ("qty", "text"),
+    ("trigger_price", "int8"),
+    ("level", "int8"),
+    ("mark", "int8"),
+    ("oco", "text"),
+    ("cmd_id", "text"),
+    ("order_id", "text"),
+    ("outcome", "text"),
+    ("reason", "text"),
+    ("data", "jsonb"),
+)
+
 EVENT_TABLES: tuple[Table, ...] = (
     QUOTES,
     ORDERS,
@@ -197,6 +217,7 @@ EVENT_TABLES: tuple[Table, ...] = (
     ENGINE_STATUS,
     CANDLE_HISTORY,
     PRICE_ALERTS,
+    TRIGGERS,
 )
 BY_NAME: dict[str, Table] = {t.name: t for t in EVENT_TABLES}
 
@@ -582,6 +603,35 @@ def _alert(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
 #: per quote flush, only the latest matters: ``P:state:book``).
 SKIPPED_TYPES = frozenset(("book",))
 
+
+def _trigger(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
+    d = env.data
+    qty = d.get("qty")
+    if not (qty == "position" or type(qty) is int):  # noqa: E721 - bool must not pass
+        raise Poison(f'qty must be a number or "position", got {qty!r}')
+    row = (
+        ts,
+        env.run,
+        env.seq,
+        _str(d, "trigger_id"),
+        _code(d),
+        _side(d),
+        _str(d, "kind"),
+        _str(d, "status"),
+        str(qty),
+        _int(d, "trigger_price", 0),
+        _int(d, "level", 0),
+        _int(d, "mark", 0),
+        _str(d, "oco", ""),
+        _str(d, "cmd_id", ""),
+        _str(d, "order_id", ""),
+        _str(d, "outcome", ""),
+        _str(d, "reason", ""),
+        _json(d),
+    )
+    return [(TRIGGERS, row)]
+
+
 _CONVERTERS: dict[str, Callable[[Envelope, datetime.datetime], list[tuple[Table, tuple]]]] = {
     "quote": _quote,
     "quotes": _quotes,
@@ -595,6 +645,7 @@ _CONVERTERS: dict[str, Callable[[Envelope, datetime.datetime], list[tuple[Table,
     "status": _status,
     "candles": _candles,
     "alert": _alert,
+    "trigger": _trigger,
 }
 
 

@@ -174,6 +174,30 @@ def surges() -> list[dict[str, Any]]:
     ]
 
 
+def triggers() -> list[dict[str, Any]]:
+    """A stop and a take-profit on the 005930 position (one OCO group)."""
+    base = {
+        "code": "005930",
+        "side": "sell",
+        "qty": "position",
+        "status": "armed",
+        "oco": "pos-005930",
+    }
+    return [
+        dict(
+            base, trigger_id="tseed1", kind="stop", trigger_price=68000, level=68000, created_ts=1
+        ),
+        dict(
+            base,
+            trigger_id="tseed2",
+            kind="take_profit",
+            trigger_price=75000,
+            level=75000,
+            created_ts=2,
+        ),
+    ]
+
+
 def seed(
     client: redis.Redis, prefix: str, *, alive: bool = True, state: str = "ready", seq: int = 100
 ) -> Keys:
@@ -206,6 +230,8 @@ def seed(
     for s in surges():
         pipe.rpush(k.state_surge, json.dumps(s, ensure_ascii=False))
     pipe.rpush(k.state_watchlist, *WATCHLIST)
+    for t in triggers():  # issue 14: the Stop/TP marks of 005930
+        pipe.hset(k.state_triggers, t["trigger_id"], json.dumps(t))
     if alive:
         pipe.set(k.engine_alive, "1", px=3_600_000)
     pipe.execute()

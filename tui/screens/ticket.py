@@ -31,6 +31,7 @@ from core.protocol.krx import (
 
 from ..actions import TICKET, bindings
 from ..keymap import display_keys
+from ..triggers import bracket_fields, bracket_inputs
 from ..widgets import fmt
 from ..widgets import venues as venue_words
 
@@ -105,6 +106,8 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
                 with Vertical(classes="field"):
                     yield Label("Price (↑↓ tick)", classes="field-label", id="price-label")
                     yield Input(f"{price:,}" if price else "", id="price", restrict=r"[0-9,]*")
+            if self.side == BUY and self.modify is None:
+                yield from bracket_inputs()  # issue 14: stop-loss / take-profit on the buy
             yield Static("", id="ticket-info")
             yield Static("", id="ticket-error")
             yield Label("", id="ticket-hint")
@@ -382,6 +385,11 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
             order["type"] = MARKET
         else:
             order["price"] = price
+        if self.side == BUY:
+            bracket, why = bracket_fields(self)
+            if why:
+                return None, why
+            order.update(bracket)
         return order, ""
 
     def risk_lines(self) -> list[tuple[str, float, str]]:

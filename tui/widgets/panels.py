@@ -103,6 +103,7 @@ class PositionsTable(StoreTable):
         Column("pnl_pct", "P&L%", 7, "right"),
         Column("value", "Value", 12, "right", priority=4),
         Column("realized", "Realised", 11, "right", priority=3),
+        Column("triggers", "Stop/TP", 18, priority=1),
     )
     placeholder = "no positions"
 
@@ -133,6 +134,8 @@ class PositionsTable(StoreTable):
             return fmt.krw(last * pos.qty), fmt.PLAIN
         if c == "realized":
             return fmt.signed(pos.realized_pnl), fmt.sign_style(pos.realized_pnl)
+        if c == "triggers":  # issue 14: S stop, T take-profit, ~ trailing level
+            return self.store.triggers.marks(key), fmt.DIM
         return "", fmt.PLAIN
 
 

@@ -351,6 +351,12 @@ class SimBroker(Broker):
         )
         self._call(done, Result.success(candles=candles, source="sim"))
 
+    def set_price(self, code: str, price: int) -> str:
+        """SIM ONLY: trade ``code`` at ``price`` now (the ``sim_price`` command); '' or why not."""
+        reason = self.exchange.set_price(code, price)
+        self._dispatch()
+        return reason
+
     # -- queries ------------------------------------------------------------------------------------
     def query_positions(self) -> None:
         for position in self.exchange.positions():

@@ -746,6 +746,36 @@ class SimExchange:
             self._revalue()
         return n
 
+    def set_price(self, code: str, price: int) -> str:
+        """SIM ONLY (the ``sim_price`` command, for tests and demos): one trade of ``code``
+        at ``price`` now, quoted and matched like any other; the random walk goes on from
+        there. Returns why not ('' when done)."""
+        st = self.market.get(code)
+        if st is None:
+            return "unknown code {} in the simulator".format(code)
+        if not krx.is_on_tick(price) or not st.lower <= price <= st.upper:
+            return "price {:,} is off the tick or outside the daily limits {:,}-{:,}".format(
+                price, st.lower, st.upper
+            )
+        now = self.clock()
+        trading = self.phase_at(now) == krx.CONTINUOUS
+        st.price = price
+        st.tick = krx.tick_size(price)
+        st.bid = price
+        st.ask = price + st.tick if price < st.upper else price
+        st.trade_qty = -1 if trading else 0
+        if trading:
+            st.volume += 1
+            if not st.open:
+                st.open = st.high = st.low = price
+            st.high = max(st.high, price)
+            st.low = min(st.low, price)
+        if code in self.subscribed:
+            self.outbox.append(self._quote(st, kst_hhmmss(now)))
+        if trading and code in self._open_by_code:
+            self._match_code(code, now)
+        return ""
+
     def _quote(self, st: CodeState, hhmmss: str, venue: str = KRX) -> Quote:
         change = st.price - st.base
         return Quote(

@@ -1,0 +1,122 @@
+"""Triggers in the console (issue 14), against a real Redis and the real sim engine, with Pilot:
+a stop set from a position row fires; the buy ticket attaches a bracket; the triggers list
+cancels."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tui_helpers import until
+
+from core.protocol.krx import prev_tick
+from tui.app import KiwoomConsole
+from tui.screens.confirm import PromptScreen
+from tui.screens.ticket import TicketScreen
+from tui.screens.triggers import TriggersScreen
+from tui.triggers import parse_level
+
+pytestmark = pytest.mark.timeout(120)
+SIZE = (140, 40)
+CODE = "005930"
+
+
+async def started(app: KiwoomConsole, pilot) -> None:
+    await until(pilot.pause, lambda: app.feed.connected.is_set(), 10, "the feed to connect")
+    await until(pilot.pause, lambda: app.store.status.alive, 10, "engine alive")
+    await until(pilot.pause, lambda: app.store.last_price(CODE), 10, "a price")
+
+
+def test_parse_level_snaps_and_refuses_the_wrong_side() -> None:
+    assert parse_level("68,020", "stop", 70000, 70000) == ({"trigger_price": 68000}, "")
+    assert parse_level("3%", "stop", 70000, 71000) == ({"trigger_price": 67900}, "")
+    assert parse_level("-5%", "take_profit", 70000, 71000) == ({"trigger_price": 73500}, "")
+    assert parse_level("10t", "trailing", 0, 0) == ({"trail_ticks": 10}, "")
+    assert parse_level("2.5%", "trailing", 0, 0) == ({"trail_pct": 2.5}, "")
+    assert "not below" in parse_level("72000", "stop", 70000, 71000)[1]
+    assert "not above" in parse_level("70000", "take_profit", 70000, 71000)[1]
+    assert parse_level("abc", "stop", 70000, 71000)[1]
+    assert parse_level("40%", "trailing", 0, 0)[1]
+
+
+async def test_stop_set_from_a_position_row_fires_and_notifies(tui_config, engine) -> None:
+    assert engine.send({"cmd": "buy", "code": CODE, "qty": 4, "type": "market"})["ok"]
+    app = KiwoomConsole(tui_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        await until(pilot.pause, lambda: app.store.positions.get(CODE), 10, "the position")
+        await pilot.press("3")  # the Positions panel
+        await until(pilot.pause, lambda: app.main.selected_code() == CODE, 5, "row selected")
+        await pilot.press("l")
+        assert isinstance(app.screen, PromptScreen)
+        last = app.store.last_price(CODE)
+        stop = prev_tick(last, 5)
+        await pilot.press(*str(stop), "enter")
+        try:
+            await until(
+                pilot.pause, lambda: app.store.triggers.live(CODE), 10, "the stop in the store"
+            )
+        except AssertionError:
+            raise AssertionError(str(list(app.notices)) + str(app.screen)) from None
+        await until(
+            pilot.pause,
+            lambda: f"S {stop:,}" in app.store.triggers.marks(CODE),
+            5,
+            "the S mark on the position",
+        )
+        row = app.main.positions
+        assert (
+            f"S {stop:,}" in row.cell(CODE, next(c for c in row.columns if c.key == "triggers"))[0]
+        )
+        # the price trades through the stop (sim-only command)
+        assert engine.send({"cmd": "sim_price", "code": CODE, "price": prev_tick(stop, 30)})["ok"]
+        await until(
+            pilot.pause,
+            lambda: any(t == "Trigger fired" for _, t, _ in app.notices),
+            10,
+            "the fire notification",
+        )
+        fired = next(m for _, t, m in app.notices if t == "Trigger fired")
+        assert f"Stop SELL {CODE} position fired" in fired and "(sent)" in fired
+        await until(
+            pilot.pause,
+            lambda: not app.store.positions.get(CODE) or not app.store.positions[CODE].qty,
+            10,
+            "position closed",
+        )
+        assert app.store.triggers.marks(CODE) == ""
+
+
+async def test_buy_ticket_bracket_and_the_triggers_list_cancels(tui_config, engine) -> None:
+    app = KiwoomConsole(tui_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        await pilot.press("b")
+        ticket = app.screen
+        assert isinstance(ticket, TicketScreen)
+        ticket.query_one("#code").value = CODE
+        ticket.action_toggle_kind()  # market
+        ticket.query_one("#stop_loss").value = "3%"
+        ticket.query_one("#take_profit").value = "5%"
+        order, why = ticket.build_order()
+        assert why == "" and order["stop_loss_pct"] == 3.0 and order["take_profit_pct"] == 5.0
+        ticket.submit()
+        ticket.submit()
+        await until(pilot.pause, lambda: len(app.store.triggers.live(CODE)) == 2, 10, "the bracket")
+        await until(
+            pilot.pause,
+            lambda: all(t["qty"] == 1 for t in app.store.triggers.live(CODE)),
+            10,
+            "the bracket follows the fill",
+        )
+        await pilot.press("T")
+        screen = app.screen
+        assert isinstance(screen, TriggersScreen)
+        await pilot.pause(0.1)
+        assert screen.query_one("#triggers-table").row_count == 2
+        await pilot.press("c")
+        await until(
+            pilot.pause, lambda: len(app.store.triggers.live(CODE)) == 1, 10, "one cancelled"
+        )
+        raw = engine.redis.hvals(engine.keys.state_triggers)
+        assert sorted(json.loads(v)["status"] for v in raw) == ["armed", "cancelled"]
