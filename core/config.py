@@ -59,6 +59,19 @@ def _one_of(*choices: str) -> Callable[[Any], bool]:
     return lambda v: v in choices
 
 
+def _start_at(v: Any) -> bool:
+    """``[sim] start_at``: empty, or what core.protocol.sessions.parse_start_at reads."""
+    if v == "":
+        return True
+    from core.protocol import krx, sessions
+
+    try:
+        sessions.parse_start_at(v, krx.now_kst())
+    except ValueError:
+        return False
+    return True
+
+
 _CODE = re.compile(r"^[0-9A-Z]{6}$")
 
 
@@ -209,7 +222,9 @@ SCHEMA: Dict[str, Dict[str, Field]] = {
     },
     "sim": {
         "seed": Field(int, 0, "an integer (0 picks a random seed)", _non_negative),
-        "sessions": Field(str, "always", "always or krx", _one_of("always", "krx")),
+        "sessions": Field(
+            str, "always", "always, krx or krx+nxt", _one_of("always", "krx", "krx+nxt")
+        ),
         "quote_rate": Field(int, 200, "quotes per second across the universe", _positive),
         "universe": Field(
             list, [], "a list of 6-character codes (empty: the built-in 40)", _codes, item=str
@@ -225,6 +240,15 @@ SCHEMA: Dict[str, Dict[str, Field]] = {
         "volatility": Field(float, 1.0, "a multiplier", _positive),
         "burst_every_s": Field(
             float, 30.0, "seconds between bursts on average (0 for none)", _non_negative
+        ),
+        "start_at": Field(
+            str,
+            "",
+            "a KST time such as 17:30 or a date-time such as 2026-12-24 17:30 (empty: now)",
+            _start_at,
+        ),
+        "speed": Field(
+            float, 1.0, "sim seconds per real second (1 to 3600)", lambda v: 0 < v <= 3600
         ),
     },
     "triggers": {

@@ -17,7 +17,7 @@ import redis
 
 from core.config import ConfigError, load_config
 from core.devservers import PostgresServer, RedisServer, pdeathsig_hook
-from core.protocol import Keys
+from core.protocol import Keys, krx, sessions
 
 READY_TIMEOUT_S = 30.0
 
@@ -111,7 +111,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     parser.add_argument("--config", help="config file (default: $KC_CONFIG or config.toml)")
     parser.add_argument("--seed", type=int, help="simulator seed (same seed, same market)")
+    parser.add_argument(
+        "--at",
+        metavar="TIME",
+        help="start the market clock at this KST time (17:30: today, or the next trading day) "
+        "or date-time (2026-12-24 17:30), trading KRX and NXT by their real hours",
+    )
+    parser.add_argument(
+        "--speed", type=float, help="sim seconds per real second (60: an hour a minute)"
+    )
     args = parser.parse_args(argv)
+    if args.at is not None:
+        try:
+            sessions.parse_start_at(args.at, krx.now_kst())
+        except ValueError as exc:
+            print("kc demo: --at: {}".format(exc), file=sys.stderr)
+            return 2
+    if args.speed is not None and not 0 < args.speed <= 3600:
+        print("kc demo: --speed must be between 0 and 3600 sim seconds a second", file=sys.stderr)
+        return 2
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
@@ -169,6 +187,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             engine_argv += ["--config", args.config]
         if args.seed is not None:
             env["KC_SIM__SEED"] = str(args.seed)
+        if args.at is not None:  # the whole day of both venues, from that time (issue 12)
+            env["KC_SIM__START_AT"] = args.at
+            env["KC_SIM__SESSIONS"] = "krx+nxt"
+        if args.speed is not None:
+            env["KC_SIM__SPEED"] = str(args.speed)
         say("kc demo: starting the simulated market engine ...")
         engine = Child("engine", engine_argv, data / "engine.log", env)
         children.append(engine)

@@ -61,6 +61,17 @@ def render(info: Dict[str, Any]) -> List[str]:
             "; last state {}".format(eng["state"]) if eng.get("state") else ""
         )
     lines = [head]
+    if info["engine_alive"] and eng.get("session"):  # issue 12: both venues' phases
+        from core.protocol.sessions import PHASE_WORDS
+
+        def words(name: str) -> str:
+            return "{} ({})".format(PHASE_WORDS.get(name, (name,))[0], name)
+
+        market = eng.get("session_note") or "KRX {}{}".format(
+            words(eng["session"]),
+            " | NXT {}".format(words(eng["session_nxt"])) if eng.get("session_nxt") else "",
+        )
+        lines.append("market: " + market)
     writer = info["writer"]
     if writer:
         lines.append(

@@ -344,6 +344,9 @@ class Engine(BrokerListener):
             "last_error": last_error,
             "heartbeat_ms": self.config.engine.heartbeat_ms,
             "session": self.broker.market_session(),
+            "session_nxt": self.broker.market_session_nxt(),
+            "session_note": self.broker.market_note(),
+            "nxt_codes": ",".join(c for c in self.books.watchlist if self.broker.nxt_eligible(c)),
         }
 
     def publish_status(self) -> None:

@@ -254,8 +254,13 @@ class Dispatcher:
         code = command.code
         price = command.price or 0
         intent = OrderIntent(code, command.side, command.qty, price, command.type)
-        exposure = self.books.exposure(code, self.broker.base_price(code))
-        reason = check_order(intent, exposure, self.limits)
+        venue = command.order_venue
+        # The venue first (issue 12): can the broker route there, is the venue's phase open
+        # and does it take this kind of order; then the risk limits.
+        reason = self.broker.check_venue(code, venue, command.type)
+        if not reason:
+            exposure = self.books.exposure(code, self.broker.base_price(code))
+            reason = check_order(intent, exposure, self.limits)
         if reason:
             log.info("risk rejected %s %s: %s", command.cmd, command.id or "", reason)
             self._fail(job, ProtocolError(RISK_REJECTED, reason))
@@ -274,6 +279,7 @@ class Dispatcher:
                 cmd_id=command.id or "",
                 remaining_qty=command.qty,
                 status=PENDING,
+                venue=venue,
             )
         )
         inner = self._broker_done(job, lambda v: {"order_id": v.get("order_id")})
@@ -286,7 +292,7 @@ class Dispatcher:
             inner(result)
 
         request = OrderRequest(
-            code, command.side, command.qty, price, command.type, command.id or ""
+            code, command.side, command.qty, price, command.type, command.id or "", venue
         )
         try:
             self.broker.place_order(request, done)
@@ -330,7 +336,10 @@ class Dispatcher:
         exposure = self.books.exposure(
             order.code, self.broker.base_price(order.code), excluding=order.order_id
         )
-        reason = check_order(intent, exposure, self.limits, new_order=False)
+        # The order's venue must still take it now (issue 12), then the risk limits.
+        reason = self.broker.check_venue(order.code, order.venue, intent.kind)
+        if not reason:
+            reason = check_order(intent, exposure, self.limits, new_order=False)
         if reason:
             self._fail(job, ProtocolError(RISK_REJECTED, reason))
             return

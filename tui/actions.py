@@ -284,6 +284,15 @@ SCREEN_ACTIONS: tuple[ActionSpec, ...] = (
         group="Ticket",
     ),
     ActionSpec(
+        "ticket_venue",
+        "ctrl+n",
+        "cycle_venue",
+        "Venue",
+        "Cycle the order's venue: KRX, NXT, SOR (it opens on the venue that is open).",
+        TICKET,
+        group="Ticket",
+    ),
+    ActionSpec(
         "chart_back",
         "escape,q",
         "app.pop_screen",

@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any, Dict, Optional, Tuple, Union
 
-from . import krx
+from . import krx, sessions
 from .envelope import now_ms
 from .errors import (
     BAD_JSON,
@@ -79,8 +79,9 @@ ARGUMENTS = {
         "take_profit",
         "stop_loss_pct",
         "take_profit_pct",
+        "venue",
     ),
-    "sell": ("code", "qty", "price", "type"),
+    "sell": ("code", "qty", "price", "type", "venue"),
     "cancel": ("order_id",),
     "modify": ("order_id", "qty", "price"),
     "cancel_all": ("code",),
@@ -149,6 +150,12 @@ class Command:
     take_profit: Optional[int] = None
     stop_loss_pct: Optional[float] = None
     take_profit_pct: Optional[float] = None
+    venue: Optional[str] = None  # buy/sell: KRX (when omitted) | NXT | SOR
+
+    @property
+    def order_venue(self) -> str:
+        """The venue of an order command (``KRX`` when the command names none)."""
+        return self.venue or sessions.DEFAULT_VENUE
 
     @property
     def side(self) -> str:
@@ -478,7 +485,13 @@ def _parse_order(check: _Checker) -> Dict[str, Any]:
         assert price is not None
         if not krx.is_on_tick(price):
             raise check.fail("price", krx.check_price(price, price))
-    return {"code": code, "qty": qty, "price": price, "type": kind}
+    venue = obj.get("venue")
+    if venue is not None:
+        try:
+            venue = sessions.parse_venue(venue)
+        except ValueError as exc:
+            raise check.fail("venue", str(exc)) from None
+    return {"code": code, "qty": qty, "price": price, "type": kind, "venue": venue}
 
 
 #: A day's change beyond the KRX daily limit (±30 %) can never happen: refused as a typo.

@@ -68,6 +68,7 @@ class Quote(Payload):
     ask: int = 0
     bid: int = 0
     time: str = ""  # exchange time HHMMSS
+    venue: str = "KRX"  # the venue the quote is from: KRX | NXT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +90,7 @@ class Order(Payload):
     orig_order_id: str = ""
     created_ts: int = 0
     updated_ts: int = 0
+    venue: str = "KRX"  # KRX | NXT | SOR (as routed; core.protocol.sessions)
 
     @property
     def is_open(self) -> bool:
@@ -106,6 +108,7 @@ class Fill(Payload):
     price: int
     fee: int = 0
     tax: int = 0
+    venue: str = "KRX"  # where it traded: KRX | NXT
 
 
 @dataclasses.dataclass(frozen=True)

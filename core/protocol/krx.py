@@ -137,9 +137,14 @@ def now_kst() -> datetime.datetime:
 
 
 def session_at(when: datetime.datetime) -> str:
-    """The KRX regular-market phase at ``when`` (weekends closed; holidays are not known)."""
+    """The KRX *regular-market* phase at ``when`` (weekends and KRX holidays closed).
+
+    The whole day of both venues, after-hours included, is :mod:`core.protocol.sessions`.
+    """
+    from .sessions import closed_reason  # sessions imports this module
+
     t = when.astimezone(KST)
-    if t.weekday() >= 5:
+    if t.weekday() >= 5 or closed_reason(t.date()):
         return CLOSED
     minutes = t.hour * 60 + t.minute
     if 8 * 60 + 30 <= minutes < 9 * 60:

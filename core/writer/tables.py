@@ -81,6 +81,7 @@ ORDERS = _table(
     ("orig_order_id", "text"),
     ("created_at", "timestamptz"),
     ("updated_at", "timestamptz"),
+    ("venue", "text"),  # migration 003
 )
 FILLS = _table(
     "fills",
@@ -93,6 +94,7 @@ FILLS = _table(
     ("price", "int8"),
     ("fee", "int8"),
     ("tax", "int8"),
+    ("venue", "text"),  # migration 003
 )
 POSITIONS = _table(
     "positions",
@@ -402,6 +404,14 @@ def _side(d: dict[str, Any]) -> str:
     return side
 
 
+def _venue(d: dict[str, Any]) -> str:
+    """KRX when absent (engines before issue 12 knew no other venue)."""
+    venue = d.get("venue", "KRX")
+    if venue not in ("KRX", "NXT", "SOR"):
+        raise Poison(f"venue must be KRX, NXT or SOR, got {venue!r}")
+    return venue
+
+
 def _order(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
     d = env.data
     row = (
@@ -424,6 +434,7 @@ def _order(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
         _str(d, "orig_order_id", ""),
         _ms_time(d, "created_ts"),
         _ms_time(d, "updated_ts"),
+        _venue(d),
     )
     return [(ORDERS, row)]
 
@@ -442,6 +453,7 @@ def _fill(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
         _int(d, "price"),
         _int(d, "fee", 0),
         _int(d, "tax", 0),
+        _venue(d),
     )
     return [(FILLS, row)]
 

@@ -7,9 +7,10 @@ gets it through its ``done`` callback, called exactly once, on the Qt thread.
 """
 
 import abc
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
+import datetime
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from core.protocol import krx
+from core.protocol import krx, sessions
 from core.protocol.events import Account, Book, Fill, Order, Position, Quote
 
 
@@ -46,6 +47,7 @@ class OrderRequest(NamedTuple):
     price: int
     kind: str = "limit"  # "limit" | "market"
     cmd_id: str = ""
+    venue: str = "KRX"  # "KRX" | "NXT" | "SOR" (core.protocol.sessions); REST: dmst_stex_tp
 
 
 class ModifyRequest(NamedTuple):
@@ -148,11 +150,49 @@ class Broker(abc.ABC):
         return 0
 
     def market_session(self) -> str:
-        """The market phase the broker trades in now (``core.protocol.krx`` session names).
+        """The KRX phase the broker trades in now (``core.protocol.sessions`` KRX names).
 
         The real KRX day by default; the simulator overrides it (its market may be always open).
         """
-        return krx.session_at(krx.now_kst())
+        return sessions.phase_at(sessions.KRX, self.market_clock()).name
+
+    # -- venues (issue 12; the REST broker maps them to dmst_stex_tp) -------------------------
+    #: Venues this broker can route orders to. A broker that knows NXT adds "NXT" and "SOR".
+    venues: Tuple[str, ...] = (sessions.KRX,)
+    #: Whether the engine refuses, before the risk limits, what the venue's phase at
+    #: :meth:`market_clock` does not take. Off by default: a broker whose tests drive a fake
+    #: server at wall-clock time opts in once its clock can be set (the simulator's is).
+    checks_phases = False
+
+    def market_clock(self) -> datetime.datetime:
+        """The KST time the broker's market runs at (the wall clock; the simulator's own)."""
+        return krx.now_kst()
+
+    def market_session_nxt(self) -> str:
+        """The NXT phase now (``core.protocol.sessions`` NXT names)."""
+        return sessions.phase_at(sessions.NXT, self.market_clock()).name
+
+    def market_note(self) -> str:
+        """Why both venues are closed all day (``휴장: 성탄절``), '' on a trading day."""
+        return sessions.closed_reason(self.market_clock().date())
+
+    def nxt_eligible(self, code: str) -> bool:
+        """Whether ``code`` trades on NXT (the master list's ``nxtEnable``). Brokers that do
+        not know answer True when they route to NXT at all: the venue then decides."""
+        return sessions.NXT in self.venues
+
+    def check_venue(self, code: str, venue: str, kind: str) -> str:
+        """Why an order for ``code`` of ``kind`` cannot go to ``venue`` now ('' when it can):
+        the broker cannot route there, or (with :attr:`checks_phases`) the code does not trade
+        there or the venue's phase does not accept the order. Checked by the engine before
+        the risk limits."""
+        if venue not in self.venues:
+            return "the {} broker routes orders to {} only, not {}".format(
+                self.name, "/".join(self.venues), venue
+            )
+        if not self.checks_phases:
+            return ""
+        return sessions.check_order(venue, kind, self.market_clock(), self.nxt_eligible(code))
 
     # -- orders ----------------------------------------------------------------------------
     @abc.abstractmethod

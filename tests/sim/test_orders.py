@@ -20,7 +20,6 @@ from core.protocol.events import (
     Position,
     Quote,
 )
-from engine32.brokers.sim.exchange import MARKET_CLOSED
 
 from .helpers import FakeClock, kst, make_exchange, run_until
 
@@ -321,7 +320,7 @@ def krx_exchange(clock: FakeClock, seed: int = 6):
     "when",
     [
         kst(2026, 3, 3, 8, 29),
-        kst(2026, 3, 3, 15, 30),
+        kst(2026, 3, 3, 18, 0),  # after the single-price session (issue 12: KRX trades to 18:00)
         kst(2026, 3, 3, 20, 0),
         kst(2026, 3, 7, 11, 0),
     ],
@@ -331,7 +330,7 @@ def test_krx_closed_market_rejects_orders_and_sends_no_quotes(when) -> None:
     ex = krx_exchange(clock)
     assert ex.step(0.5) == 0 and of(Quote, ex.drain()) == []
     _, reason = ex.place("005930", "buy", 1, ex.base_price("005930"))
-    assert reason == MARKET_CLOSED
+    assert reason.startswith("KRX is closed")  # and says when it opens again
     assert ex.modify("S000001", qty=1)[1] == "order S000001 is rejected, not open"
 
 

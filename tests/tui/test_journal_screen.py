@@ -25,7 +25,8 @@ def _fill(seq: int, day: datetime.date, hh: int, side: str, qty: int, price: int
     ts = datetime.datetime.combine(day, datetime.time(hh, 0), tzinfo=tui_seed.KST)
     value = qty * price
     fee = value * 15 // 100000 // 10 * 10
-    return (ts, "jr", seq, f"f{seq}", f"o{seq}", code, side, qty, price, fee, 0)
+    # the row in core.writer.tables.FILLS order; the last column is the venue (migration 003)
+    return (ts, "jr", seq, f"f{seq}", f"o{seq}", code, side, qty, price, fee, 0, "KRX")
 
 
 FILL_ROWS = [

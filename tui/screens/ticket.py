@@ -33,6 +33,7 @@ from ..actions import TICKET, bindings
 from ..keymap import display_keys
 from ..triggers import bracket_fields, bracket_inputs
 from ..widgets import fmt
+from ..widgets import venues as venue_words
 
 if TYPE_CHECKING:
     from ..app import KiwoomConsole
@@ -75,6 +76,7 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
         self._set_by_code: dict[str, str] = {}
         #: The reply of the last send (tests and the log read it).
         self.last_reply: dict[str, Any] | None = None
+        self.venue = modify.venue if modify else ""  # chosen on mount: the venue that is open
 
     # --- layout --------------------------------------------------------------------------------
 
@@ -111,7 +113,26 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
             yield Label("", id="ticket-hint")
 
     def on_mount(self) -> None:
+        if not self.venue:
+            self.venue = venue_words.default_venue(self._engine_info(), self._now(), self.code)
         self.query_one("#qty" if self.code else "#code", Input).focus()
+        self.refresh_info()
+
+    # --- venue (issue 12) ----------------------------------------------------------------------
+
+    def _engine_info(self) -> dict[str, str] | None:
+        st = self.app.store.status
+        return st.info if st.alive else None
+
+    def _now(self) -> Any:
+        return self.app.clock()
+
+    def action_cycle_venue(self) -> None:
+        if self.modify is not None:
+            return
+        order = ("KRX", "NXT", "SOR")
+        self.venue = order[(order.index(self.venue) + 1) % 3 if self.venue in order else 0]
+        self.reviewing = False
         self.refresh_info()
 
     # --- values --------------------------------------------------------------------------------
@@ -358,6 +379,8 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
                 "price": price,
             }, ""
         order: dict[str, Any] = {"cmd": self.side, "code": code, "qty": qty}
+        if self.venue and self.venue != "KRX":
+            order["venue"] = self.venue
         if self.kind == MARKET:
             order["type"] = MARKET
         else:
@@ -421,6 +444,10 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
         title.append(f"   {'Market' if self.kind == MARKET else 'Limit'} order", style="dim")
         if self.modify is not None:
             title.append(f"   order {self.modify.order_id}", style="dim")
+        venue_text, venue_warning = venue_words.venue_summary(
+            self._engine_info(), self.venue or "KRX", self.kind, self._now()
+        )
+        title.append(f"   {venue_text}", style="yellow" if venue_warning else "cyan")
         self.query_one("#ticket-title", Label).update(title)
 
         q = store.quotes.get(code)
@@ -435,6 +462,8 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
                 f"  Bid {fmt.krw(q.get('bid') or 0)} Ask {fmt.krw(q.get('ask') or 0)}",
                 style="dim",
             )
+            if q.get("venue") == "NXT":
+                quote.append("  (NXT quote)", style="dim")
             base = store.base_price(code)
             if base:
                 lo, hi = limit_band(base)
@@ -490,6 +519,8 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
             warning = "The engine is down (no heartbeat): the order cannot be executed now."
         elif st.state == HALTED:
             warning = "Trading is halted (kill switch): the engine will refuse this order."
+        elif venue_warning:
+            warning = venue_warning + ": the engine will refuse this order (Ctrl+N: venue)."
         blocked = self.blocking()
         if not warning and blocked:
             key = display_keys(self.app.keys_by_action.get("ticket_override", "ctrl+o"))
@@ -507,6 +538,7 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
             hint.update(Text("Sending… waiting for the engine's reply", style="bold"))
         elif self.reviewing:
             what = f"{verb} {code} {qty:,} @ {'market' if self.kind == MARKET else f'{price:,}'}"
+            what += f" on {self.venue or 'KRX'}"
             hint.update(
                 Text.assemble(
                     ("Send ", "bold"),
@@ -520,7 +552,7 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
             helpers = "F5 all F6 ½ F7 ¼" + ("" if self.side == SELL else " F8 KRW→qty")
             hint.update(
                 Text(
-                    f"⏎ review  ↑↓ tick  PgUp/Dn ±10  {helpers}  ^T market  Esc",
+                    f"⏎ review  ↑↓ tick  PgUp/Dn ±10  {helpers}  ^T market  ^N venue  Esc",
                     style="dim",
                     no_wrap=True,
                     overflow="ellipsis",

@@ -19,6 +19,7 @@ from core.protocol.events import (
 from ..state import Store
 from . import fmt
 from .table import Cell, Column, KeyedTable
+from .venues import nxt_codes
 
 STATUS_WORDS = {
     "pending": "pending",
@@ -66,7 +67,9 @@ class WatchlistTable(StoreTable):
         if c == "code":
             return key, fmt.PLAIN
         if c == "name":
-            return self.store.name_of(key), fmt.PLAIN
+            # "N·" marks codes that also trade on Nextrade (issue 12: P:engine nxt_codes)
+            mark = "N·" if key in nxt_codes(self.store.status.info) else ""
+            return mark + self.store.name_of(key), fmt.PLAIN
         q = self.store.quotes.get(key)
         if q is None:
             return ("-" if c == "price" else ""), fmt.DIM

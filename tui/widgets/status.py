@@ -14,6 +14,7 @@ from core.protocol.krx import KST
 
 from ..state import Store
 from . import fmt
+from .venues import venues_text
 
 SESSION_WORDS = {
     "closed": ("장마감", "closed"),
@@ -190,9 +191,12 @@ class StatusBar(Static):
         out.append((7, Text.assemble(("writer ", "dim"), writer)))
         # Only the engine knows which phase its market is in (the simulator may be always open,
         # a holiday is closed all day): without a live engine the session is unknown (B9).
-        phase = st.info.get("session") if st.alive and st.redis_up else None
-        ko, en = SESSION_WORDS.get(phase or "", ("", "session unknown"))
-        out.append((2, Text(f"{ko} {en}".strip(), style="" if phase else "dim")))
+        # Both venues' phases (issue 12): ``KRX 시간외단일가 │ NXT 애프터마켓`` or ``휴장: 성탄절``.
+        info = st.info if st.alive and st.redis_up else None
+        if info and info.get("session"):
+            out.append((2, Text(venues_text(info, now))))
+        else:
+            out.append((2, Text("session unknown", style="dim")))
         out.append((0, Text(now.strftime("%m-%d %H:%M:%S KST"), style="bold")))
         return out
 

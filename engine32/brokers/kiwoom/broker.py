@@ -34,6 +34,7 @@ from core.protocol.events import BUY, LIMIT, MARKET, SELL, Account, Order, Posit
 from ..base import Broker, BrokerInfo, BrokerListener, Done, ModifyRequest, OrderRequest, Result
 from . import chejan, tr
 from . import history as chart
+from . import venues as venue_rules
 from .control import Control
 from .errors import ORDER_RATE_CODES, QUERY_RATE_EXCEEDED, SOCKET_CLOSED, describe, is_refusal
 from .hoga import BOOK_FIDS, BOOK_SCREENS, BOOK_SCREENS_FROM, STOCK_HOGA, parse_stock_hoga
@@ -881,10 +882,20 @@ class KiwoomBroker(Broker):
     def open_orders(self) -> List[Order]:
         return self.book.open_orders()
 
+    # -- venues (issue 12): KRX only, see venues.py ----------------------------------------
+    venues = venue_rules.OCX_VENUES
+
+    def check_venue(self, code: str, venue: str, kind: str) -> str:
+        return venue_rules.refusal(venue)
+
     def place_order(self, request: OrderRequest, done: Done) -> None:
         problem = self._not_ready()
         if problem:
             done(Result.failure(problem, NOT_READY))
+            return
+        problem = venue_rules.refusal(request.venue)
+        if problem:
+            done(Result.failure(problem, INVALID_ARGUMENT))
             return
         if request.side not in (BUY, SELL):
             done(

@@ -11,16 +11,17 @@ import datetime
 import logging
 import random
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from PyQt5.QtCore import QObject, Qt, QTimer
 
-from core.protocol import krx
+from core.protocol import krx, sessions
 from core.protocol.errors import BROKER_ERROR, INVALID_ARGUMENT, NOT_READY
 from core.protocol.events import Order
 
 from ..base import Broker, BrokerInfo, BrokerListener, Done, ModifyRequest, OrderRequest, Result
-from .exchange import Clock, SimExchange, kst_hhmmss
+from .clock import SimClock
+from .exchange import Clock, SimExchange, kst_hhmmss, kst_time
 from .history import past_candles
 from .orderbook import build_book
 from .universe import build_universe
@@ -44,6 +45,8 @@ SIM_DEFAULTS: Dict[str, Any] = {
     "slippage_ticks": 1,
     "volatility": 1.0,
     "burst_every_s": 30.0,
+    "start_at": "",
+    "speed": 1.0,
 }
 
 # Rejections that are the caller's mistake (the order itself is wrong).
@@ -67,6 +70,8 @@ def sim_settings(config: Any) -> Dict[str, Any]:
 def exchange_from_settings(sim: Mapping[str, Any], clock: Optional[Clock] = None) -> SimExchange:
     """A :class:`SimExchange` configured by ``[sim]`` values (seed 0: a random seed)."""
     seed = sim["seed"] or random.SystemRandom().randrange(1, 2**31)
+    if clock is None:
+        clock = sim_clock(sim)
     return SimExchange(
         build_universe(sim["universe"], sim["extra_codes"]),
         seed=seed,
@@ -82,6 +87,19 @@ def exchange_from_settings(sim: Mapping[str, Any], clock: Optional[Clock] = None
         clock=clock,
         account_no=ACCOUNT_NO,
     )
+
+
+def sim_clock(sim: Mapping[str, Any]) -> Optional[Clock]:
+    """The exchange clock ``[sim] start_at`` and ``[sim] speed`` ask for (None: the wall)."""
+    start_at = str(sim.get("start_at") or "")
+    speed = float(sim.get("speed") or 1.0)
+    if not start_at and speed == 1.0:
+        return None
+    start_ms = None
+    if start_at:
+        when = sessions.parse_start_at(start_at, krx.now_kst())
+        start_ms = int(when.timestamp() * 1000)
+    return SimClock(start_ms, speed)
 
 
 def _error_code(reason: str) -> str:
@@ -232,6 +250,34 @@ class SimBroker(Broker):
     def market_session(self) -> str:
         return self.exchange.phase_at(self.exchange.clock())
 
+    # -- venues (issue 12) ----------------------------------------------------------------------
+    checks_phases = True
+
+    @property
+    def venues(self) -> Tuple[str, ...]:  # type: ignore[override]
+        if self.exchange.sessions == "krx":
+            return (sessions.KRX,)
+        return sessions.VENUES
+
+    def market_clock(self) -> datetime.datetime:
+        return kst_time(self.exchange.clock())
+
+    def market_session_nxt(self) -> str:
+        return self.exchange.nxt_phase_at(self.exchange.clock())
+
+    def market_note(self) -> str:
+        if self.exchange.sessions == "always":
+            return ""
+        return sessions.closed_reason(self.market_clock().date())
+
+    def nxt_eligible(self, code: str) -> bool:
+        return self.exchange.nxt_eligible(code)
+
+    def check_venue(self, code: str, venue: str, kind: str) -> str:
+        if self.exchange.market.get(code) is None:
+            return ""  # the exchange answers unknown codes itself
+        return self.exchange.check_venue(code, venue, kind, self.exchange.clock())[0]
+
     # -- orders -------------------------------------------------------------------------------------
     def place_order(self, request: OrderRequest, done: Done) -> None:
         if not self._connected:
@@ -239,8 +285,9 @@ class SimBroker(Broker):
             return
         try:
             order_id, reason = self.exchange.place(
-                request.code, request.side, request.qty, request.price, request.kind, request.cmd_id
-            )
+                request.code, request.side, request.qty, request.price, request.kind,
+                request.cmd_id, request.venue,
+            )  # fmt: skip
         except Exception as exc:  # done must be called exactly once, whatever happens
             log.exception("simulator place_order failed")
             self._call(done, Result.failure("simulator error: {}".format(exc)))
@@ -332,9 +379,11 @@ class SimBroker(Broker):
             self._ticks_done += due - MAX_CATCH_UP
             due = MAX_CATCH_UP
         dt = self.tick_ms / 1000.0
+        quotes = self.settings["quote_rate"] * dt  # per real second, whatever the speed
+        market_dt = dt * float(self.settings.get("speed") or 1.0)
         for _ in range(due):
             try:
-                self.exchange.step(dt)
+                self.exchange.step(market_dt, quotes)
             except Exception:  # a bug must not stop the market or kill the Qt loop
                 log.exception("simulator step failed")
             self._ticks_done += 1

@@ -6,7 +6,16 @@ Two clocks, kept apart on purpose:
 - the **market clock** ``t`` (seconds) moves only by the ``dt`` given to :meth:`step`, so the
   market depends on the seed and on the sequence of calls, not on wall-clock jitter;
 - the **exchange clock** ``clock()`` (ms since the epoch, injectable) stamps orders and quotes
-  (``HHMMSS`` in KST) and, with ``sessions="krx"``, says which KRX phase it is.
+  (``HHMMSS`` in KST) and, with ``sessions="krx"`` or ``"krx+nxt"``, says which phase each
+  venue is in (:mod:`core.protocol.sessions`).
+
+Venues (issue 12): every order is routed to KRX or NXT (SOR picks the venue that takes it,
+KRX first). NXT has its own state per eligible code (its own volume and, when KRX is not
+trading, its own price walk); while both trade continuously NXT follows the KRX price.
+Quotes come from KRX, or from NXT when only NXT trades (as Kiwoom's HTS switches after
+15:30). Auctions (opening, closing, NXT after-market opening, 시간외 단일가 every 10 min)
+fill every crossing order at one price; 장후 시간외 종가 fills at today's close. Orders
+expire when their session ends.
 
 Every event the outside world should hear about (quotes, orders, fills, positions, account)
 is appended to an outbox in the order it happened; :meth:`drain` hands it over.
@@ -17,11 +26,13 @@ active are not touched; when one becomes active it catches up with one draw for 
 was left alone, so the whole universe evolves without a loop over it.
 """
 
+import datetime
 import random
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from core.protocol import krx
+from core.protocol import sessions as S
 from core.protocol.events import (
     ACCEPTED,
     BUY,
@@ -43,7 +54,7 @@ from core.protocol.events import (
 from .account import Ledger
 from .market import CodeState, Market
 from .matching import SimOrder, auction_fills, check_order, match
-from .universe import Instrument
+from .universe import Instrument, nxt_eligible
 
 Clock = Callable[[], int]
 
@@ -52,6 +63,42 @@ BURST_EVENT_SHARE = 0.3
 #: Positions and the account are revalued at most this often (market seconds).
 REVALUE_EVERY_S = 1.0
 MARKET_CLOSED = "market closed (KRX regular session: orders 08:30-15:30 KST on weekdays)"
+SESSIONS = ("always", "krx", "krx+nxt")
+KRX = S.KRX
+NXT = S.NXT
+
+#: ``sessions = "always"``: both venues trade continuously, day and night.
+ALWAYS_KRX = S.Phase(KRX, "continuous", 0, S.DAY_END, "장중", "continuous",
+                     (LIMIT, MARKET), S.CONTINUOUS_MATCH)  # fmt: skip
+ALWAYS_NXT = S.Phase(NXT, "main", 0, S.DAY_END, "메인마켓", "main market",
+                     (LIMIT, MARKET), S.CONTINUOUS_MATCH)  # fmt: skip
+#: ``sessions = "krx"``: NXT is not simulated.
+NXT_OFF = S.closed_phase(NXT)
+KRX_ONLY_REASON = 'the simulator trades KRX only ([sim] sessions = "krx"): {} orders are refused'
+
+#: KRX phases whose orders live and die together (the regular day, the after-hours close
+#: session, the single-price session); every NXT phase of a day is one session.
+_KRX_GROUPS = {
+    "pre_open": "regular",
+    "continuous": "regular",
+    "closing_auction": "regular",
+    "post_close_wait": "post_close",
+    "post_close_price": "post_close",
+    "after_hours_single": "single",
+}
+
+
+def group_of(phase: S.Phase) -> str:
+    """The session an order placed in ``phase`` lives in ('' when closed)."""
+    if phase.name == "closed":
+        return ""
+    if phase.venue == NXT:
+        return "nxt"
+    return _KRX_GROUPS.get(phase.name, phase.name)
+
+
+def kst_time(now_ms: int) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(now_ms / 1000.0, krx.KST)
 
 
 def wall_clock_ms() -> int:
@@ -87,8 +134,10 @@ class SimExchange:
         clock: Optional[Clock] = None,
         account_no: str = "SIM0000001",
     ) -> None:
-        if sessions not in ("always", "krx"):
-            raise ValueError("sessions must be 'always' or 'krx', got {!r}".format(sessions))
+        if sessions not in SESSIONS:
+            raise ValueError(
+                "sessions must be 'always', 'krx' or 'krx+nxt', got {!r}".format(sessions)
+            )
         self.seed = seed
         self.rng = random.Random(seed)
         self.sessions = sessions
@@ -98,11 +147,17 @@ class SimExchange:
         self.clock: Clock = clock or wall_clock_ms
         self.t = 0.0
         self.market = Market(instruments, self.rng, volatility, self.t)
+        #: NXT's own state of every NXT-eligible code (same random stream, drawn only when
+        #: NXT trades that code, so KRX-only runs are unchanged by it).
+        self.nxt_market = Market(
+            [ins for ins in instruments if nxt_eligible(ins.code)], self.rng, volatility, self.t
+        )
         self.ledger = Ledger(cash, commission_pct, tax_kospi_pct, tax_kosdaq_pct, account_no)
         self.orders: Dict[str, SimOrder] = {}
         self.outbox: List[Payload] = []
         self.subscribed: Dict[str, None] = {}  # insertion-ordered set
         self._open_by_code: Dict[str, List[SimOrder]] = {}
+        self._nxt_open: Dict[str, int] = {}  # code → open NXT orders (NXT state moves for them)
         self._new_orders: List[SimOrder] = []
         self._active: List[str] = []
         self._active_index: Dict[str, int] = {}
@@ -113,7 +168,9 @@ class SimExchange:
         self._revalued: Dict[str, int] = {}
         now = self.clock()
         self._day = kst_day(now)
-        self.phase = self.phase_at(now)
+        self._last_ms = now
+        self.krx_phase, self.nxt_phase = self.phases_at(now)
+        self.phase = self.krx_phase.name
 
     # -- reference data -------------------------------------------------------------------------
     def name_of(self, code: str) -> str:
@@ -124,10 +181,36 @@ class SimExchange:
         st = self.market.get(code)
         return st.base if st else 0
 
-    def phase_at(self, now_ms: int) -> str:
+    def phases_at(self, now_ms: int) -> Tuple[S.Phase, S.Phase]:
+        """(KRX phase, NXT phase) at ``now_ms`` as this simulator runs them."""
         if self.sessions == "always":
-            return krx.CONTINUOUS
-        return krx.session_at(krx.datetime.datetime.fromtimestamp(now_ms / 1000.0, krx.KST))
+            return ALWAYS_KRX, ALWAYS_NXT
+        when = kst_time(now_ms)
+        nxt = S.phase_at(NXT, when) if self.sessions == "krx+nxt" else NXT_OFF
+        return S.phase_at(KRX, when), nxt
+
+    def phase_at(self, now_ms: int) -> str:
+        """The KRX phase name at ``now_ms``."""
+        return self.phases_at(now_ms)[0].name
+
+    def nxt_phase_at(self, now_ms: int) -> str:
+        return self.phases_at(now_ms)[1].name
+
+    def nxt_eligible(self, code: str) -> bool:
+        return code in self.nxt_market.states
+
+    def _nxt_quotes(self) -> bool:
+        """Quotes come from NXT now: NXT trades and KRX does not (before 09:00, after 15:30)."""
+        return (
+            self.nxt_phase.matching == S.CONTINUOUS_MATCH
+            and self.krx_phase.matching != S.CONTINUOUS_MATCH
+        )
+
+    def _close_of(self, st: CodeState) -> int:
+        """Today's KRX close of ``st`` (its price now if no closing auction set one)."""
+        if not st.close:
+            st.close = st.price
+        return st.close
 
     def quote(self, code: str, now_ms: Optional[int] = None) -> Optional[Quote]:
         """The current quote of ``code`` (None if unknown)."""
@@ -154,7 +237,10 @@ class SimExchange:
             self.subscribed[code] = None
             self._refresh_active(code)
             hhmmss = hhmmss or kst_hhmmss(self.clock())
-            self.outbox.append(self._quote(self.market.states[code], hhmmss).replace(trade_qty=0))
+            st, venue = self.market.states[code], KRX
+            if self._nxt_quotes() and code in self.nxt_market.states:
+                st, venue = self.nxt_market.states[code], NXT  # the venue trading now
+            self.outbox.append(self._quote(st, hhmmss, venue).replace(trade_qty=0))
         return unknown
 
     def unsubscribe(self, codes: Sequence[str]) -> None:
@@ -188,7 +274,14 @@ class SimExchange:
         return "S{:06d}".format(self._order_seq)
 
     def place(
-        self, code: str, side: str, qty: int, price: int, kind: str = LIMIT, cmd_id: str = ""
+        self,
+        code: str,
+        side: str,
+        qty: int,
+        price: int,
+        kind: str = LIMIT,
+        cmd_id: str = "",
+        venue: str = KRX,
     ) -> Tuple[str, str]:
         """Place an order: ``(order_id, '')`` when accepted, ``(order_id, reason)`` when rejected.
 
@@ -200,13 +293,19 @@ class SimExchange:
         if kind == MARKET:
             price = 0
         reason = check_order(side, kind, qty, price, st)
+        routed = venue if venue in (KRX, NXT) else KRX
         if not reason:
-            reason = self._check_session(now) or self._check_means(code, side, qty, price, kind)
+            reason, routed = self.check_venue(code, venue, kind, now)
+        if not reason:
+            reason = self._check_price_rule(code, routed, kind, price, now)
+        if not reason:
+            reason = self._check_means(code, side, qty, price, kind)
         name = st.name if st else ""
+        phase = self.phases_at(now)[0 if routed == KRX else 1]
         order = SimOrder(
             self._next_order_id(), str(code), name, str(side), str(kind),
             qty if isinstance(qty, int) else 0, price if isinstance(price, int) else 0,
-            str(cmd_id or ""), ACCEPTED, now,
+            str(cmd_id or ""), ACCEPTED, now, venue=routed, group=group_of(phase),
         )  # fmt: skip
         self.orders[order.order_id] = order
         if reason:
@@ -218,14 +317,58 @@ class SimExchange:
         self._reserved_changed(order)
         return order.order_id, ""
 
+    def check_venue(self, code: str, venue: str, kind: str, now_ms: int) -> Tuple[str, str]:
+        """``(reason, routed venue)``: why ``venue`` cannot take the order now ('' if it can)
+        and where it goes (SOR: KRX when KRX takes it, else NXT)."""
+        if venue not in S.VENUES:
+            return "venue must be KRX, NXT or SOR, got {!r}".format(venue), KRX
+        if venue != KRX and self.sessions == "krx":
+            return KRX_ONLY_REASON.format(venue), KRX
+        eligible = self.nxt_eligible(code)
+        if venue == NXT and not eligible:
+            return "{} does not trade on NXT (not NXT-eligible): send it to KRX".format(code), NXT
+        kp, np_ = self.phases_at(now_ms)
+        when = kst_time(now_ms)
+        krx_reason = S.check_phase(kp, kind, when)
+        if venue == KRX:
+            return krx_reason, KRX
+        nxt_reason = S.check_phase(np_, kind, when)
+        if venue == NXT:
+            return nxt_reason, NXT
+        if not krx_reason:
+            return "", KRX
+        if eligible and not nxt_reason:
+            return "", NXT
+        return "SOR has no venue for it: " + krx_reason + (
+            "; " + nxt_reason if eligible else ""
+        ), KRX
+
+    def _check_price_rule(self, code: str, venue: str, kind: str, price: int, now_ms: int) -> str:
+        """The after-hours price rules: today's close only, or within ±10 % of it."""
+        if kind != LIMIT:
+            return ""
+        phase = self.phases_at(now_ms)[0 if venue == KRX else 1]
+        st = self.market.states[code]
+        if phase.price_rule == S.CLOSE_ONLY:
+            close = self._close_of(st)
+            if price != close:
+                return "{} {} trades at today's close only: send price {:,} (got {:,})".format(
+                    phase.venue, phase.en, close, price
+                )
+        elif phase.price_rule == S.CLOSE_10PCT:
+            low, high = S.price_band(phase, st.base, self._close_of(st))
+            if not low <= price <= high:
+                return (
+                    "{} {} takes prices within ±10% of today's close {:,}: {:,} to {:,}, "
+                    "got {:,}".format(phase.venue, phase.en, st.close, low, high, price)
+                )
+        return ""
+
     def _reserved_changed(self, order: SimOrder) -> None:
         """A buy reserves orderable cash when it opens and gives it back when it closes:
         every such change publishes the account, not only the next fill or price move."""
         if order.side == BUY:
             self.outbox.append(self.ledger.account())
-
-    def _check_session(self, now_ms: int) -> str:
-        return MARKET_CLOSED if self.phase_at(now_ms) == krx.CLOSED else ""
 
     def _check_means(self, code: str, side: str, qty: int, price: int, kind: str) -> str:
         if side == SELL:
@@ -257,6 +400,8 @@ class SimExchange:
         else:
             self.ledger.holding(order.code, order.name).reserved_sell += order.qty
         self._open_by_code.setdefault(order.code, []).append(order)
+        if order.venue == NXT:
+            self._nxt_open[order.code] = self._nxt_open.get(order.code, 0) + 1
         self._new_orders.append(order)
         self._refresh_active(order.code)
 
@@ -267,6 +412,12 @@ class SimExchange:
             order.reserved = 0
         else:
             self.ledger.holding(order.code).reserved_sell -= order.remaining
+        if order.venue == NXT:
+            left = self._nxt_open.get(order.code, 0) - 1
+            if left > 0:
+                self._nxt_open[order.code] = left
+            else:
+                self._nxt_open.pop(order.code, None)
         book = self._open_by_code.get(order.code)
         if book is not None:
             book.remove(order)
@@ -318,14 +469,16 @@ class SimExchange:
             need = self.ledger.buy_need(new_qty, new_price)
             if need > self.ledger.orderable + old.reserved:
                 reason = "insufficient orderable cash: the order needs {:,} KRW".format(need)
+        now = self.clock()
         if not reason:
-            reason = self._check_session(self.clock())
+            reason = self.check_venue(old.code, old.venue, old.kind, now)[0]
+        if not reason:
+            reason = self._check_price_rule(old.code, old.venue, old.kind, new_price, now)
         if reason:
             return "", reason
-        now = self.clock()
         new = SimOrder(
             self._next_order_id(), old.code, old.name, old.side, old.kind, new_qty, new_price,
-            cmd_id, ACCEPTED, now, orig_order_id=old.order_id,
+            cmd_id, ACCEPTED, now, orig_order_id=old.order_id, venue=old.venue, group=old.group,
         )  # fmt: skip
         self._unreserve(old)
         old.close(CANCELLED, "modified: replaced by " + new.order_id, now)
@@ -361,6 +514,7 @@ class SimExchange:
                 price=price,
                 fee=fee,
                 tax=tax,
+                venue=order.venue,
             )
         )
         if order.side == BUY:
@@ -383,76 +537,155 @@ class SimExchange:
             self._refresh_active(order.code)
 
     def _match_code(self, code: str, now_ms: int) -> None:
+        """Match the open orders of ``code`` on the venues that trade continuously now."""
         book = self._open_by_code.get(code)
         if not book:
             return
-        st = self.market.states[code]
-        available = st.depth
+        krx_on = self.krx_phase.matching == S.CONTINUOUS_MATCH
+        nxt_on = self.nxt_phase.matching == S.CONTINUOUS_MATCH
+        available: Dict[str, int] = {}
         for order in list(book):
-            if available <= 0:
-                break
-            qty, price = match(order, st, available, self.slippage_ticks)
+            if order.venue == NXT:
+                if not nxt_on:
+                    continue
+                st = self.nxt_market.states[code]
+            else:
+                if not krx_on:
+                    continue
+                st = self.market.states[code]
+            left = available.get(order.venue, st.depth)
+            if left <= 0:
+                continue
+            qty, price = match(order, st, left, self.slippage_ticks)
             order.resting = True
+            available[order.venue] = left - qty
             if qty:
-                available -= qty
                 self._fill(order, qty, price, now_ms)
 
-    def _auction(self, now_ms: int) -> None:
-        """Single-price match of every open order at each code's current price."""
+    def _auction(self, venue: str, phase: S.Phase, now_ms: int) -> None:
+        """Single-price match of ``venue``'s open orders: one price per code (the venue's
+        current price, inside the phase's band), every crossing order filled at it."""
         for code in list(self._open_by_code):
+            orders = [o for o in self._open_by_code.get(code, ()) if o.venue == venue]
+            if not orders:
+                continue
             st = self.market.states[code]
-            for order in list(self._open_by_code.get(code, ())):
+            price = st.price if venue == KRX else self.nxt_market.states[code].price
+            if phase.price_rule == S.CLOSE_10PCT:
+                low, high = S.price_band(phase, st.base, self._close_of(st))
+                price = min(high, max(low, price))
+            for order in orders:
                 order.resting = True
-                if auction_fills(order, st.price):
-                    self._fill(order, order.remaining, st.price, now_ms)
+                if order.is_open and auction_fills(order, price):
+                    self._fill(order, order.remaining, price, now_ms)
 
-    def _expire_all(self, now_ms: int) -> None:
+    def _set_closes(self) -> None:
+        """The closing auction has set today's KRX close of every active code."""
+        for code in self._active:
+            st = self.market.states[code]
+            st.close = st.price
+
+    def _at_close(self, now_ms: int) -> None:
+        """장후 시간외 종가: KRX orders of the after-hours close session fill at the close."""
+        for code in list(self._open_by_code):
+            close = self._close_of(self.market.states[code])
+            for order in list(self._open_by_code.get(code, ())):
+                if order.venue == KRX and order.group == "post_close" and order.is_open:
+                    order.resting = True
+                    self._fill(order, order.remaining, close, now_ms)
+
+    def _expire(self, venue: str, group: str, phase: S.Phase, now_ms: int) -> None:
+        """Cancel ``venue``'s open orders of session ``group``: that session has ended."""
+        why = (
+            "expired at the close"
+            if group == "regular"
+            else "expired: {} {} ended".format(phase.venue, phase.en)
+        )
         for code in list(self._open_by_code):
             for order in list(self._open_by_code.get(code, ())):
-                self._unreserve(order)
-                order.close(CANCELLED, "expired at the close", now_ms)
-                self.outbox.append(order.to_order())
-                self._reserved_changed(order)
+                if order.venue == venue and order.group == group:
+                    self._unreserve(order)
+                    order.close(CANCELLED, why, now_ms)
+                    self.outbox.append(order.to_order())
+                    self._reserved_changed(order)
 
     # -- the clock ----------------------------------------------------------------------------------
-    def _advance_phase(self, now_ms: int) -> str:
-        """Day roll-over and KRX phase transitions (auctions, expiry) up to ``now_ms``."""
+    def _advance_phase(self, now_ms: int) -> S.Phase:
+        """Day roll-over and phase transitions of both venues (auctions, expiry) up to
+        ``now_ms``; returns the KRX phase."""
         day = kst_day(now_ms)
-        phase = self.phase_at(now_ms)
-        prev = self.phase
         new_day = day != self._day
-        if self.sessions == "krx":
-            opened = prev == krx.PRE_OPEN and (phase != krx.PRE_OPEN or new_day)
-            if opened:
-                self._auction(now_ms)  # the 09:00 opening match
-            if (opened or prev in (krx.CONTINUOUS, krx.CLOSING_AUCTION)) and (
-                phase in (krx.CLOSED, krx.PRE_OPEN) or new_day
-            ):
-                self._auction(now_ms)  # the 15:30 closing match
-                self._expire_all(now_ms)
+        kp, np_ = self.phases_at(now_ms)
+        if self.sessions != "always":
+            before, after = kst_time(self._last_ms), kst_time(now_ms)
+            for venue, old, new in ((KRX, self.krx_phase, kp), (NXT, self.nxt_phase, np_)):
+                # Every auction due since the last step, even of a phase a long step skipped.
+                day_phases = S.DAYS[venue] if venue == KRX or self.sessions == "krx+nxt" else ()
+                if not S.is_trading_day(before.date()):
+                    day_phases = ()
+                for phase in day_phases:
+                    if phase.matching == S.AUCTION and S.auction_due(phase, before, after):
+                        self._auction(venue, phase, now_ms)
+                        if phase.name == "closing_auction":
+                            self._set_closes()
+                group = group_of(old)
+                if group and (new_day or group != group_of(new)):
+                    self._expire(venue, group, old, now_ms)
+            if kp.matching == S.AT_CLOSE and not new_day:
+                self._at_close(now_ms)
         if new_day:
             self.market.new_day()
+            for code, nst in self.nxt_market.states.items():
+                nst.new_day(self.market.states[code].base)  # NXT's band: the KRX close
             self._day = day
             self.ledger.new_day()
-        self.phase = phase
-        return phase
+        self._last_ms = now_ms
+        self.krx_phase, self.nxt_phase = kp, np_
+        self.phase = kp.name
+        return kp
+
+    @staticmethod
+    def _follow(nst: CodeState, st: CodeState) -> None:
+        """NXT while KRX trades too: the same price (arbitrage keeps them together), its own
+        smaller flow."""
+        nst.price, nst.tick, nst.bid, nst.ask = st.price, st.tick, st.bid, st.ask
+        nst.depth = max(1, st.depth // 2)
+        nst.last_t = st.last_t
+        qty = st.trade_qty // 3
+        nst.trade_qty = qty
+        if qty:
+            nst.volume += abs(qty)
+            if not nst.open:
+                nst.open = nst.high = nst.low = st.price
+            nst.high = max(nst.high, st.price)
+            nst.low = min(nst.low, st.price)
+
+    def _clamp(self, st: CodeState, phase: S.Phase) -> None:
+        """Keep the indicative price of the single-price session within ±10 % of the close."""
+        low, high = S.price_band(phase, st.base, self._close_of(st))
+        if st.price > high or st.price < low:
+            st.price = min(high, max(low, st.price))
+            st.tick = krx.tick_size(st.price)
+            st.bid = min(st.bid, st.price)
+            st.ask = max(st.price, min(st.ask, high))
 
     def step(self, dt: float, quotes: Optional[float] = None) -> int:
         """Advance the market clock by ``dt`` seconds with ``quotes`` events (default
         ``quote_rate * dt``; fractions carry over to the next step). Returns the events made."""
         now = self.clock()
-        phase = self._advance_phase(now)
+        kp = self._advance_phase(now)
         t0 = self.t
         self.t = t0 + dt
-        if phase == krx.CLOSED:
+        krx_moves = kp.matching in (S.CONTINUOUS_MATCH, S.AUCTION)
+        trading = kp.matching == S.CONTINUOUS_MATCH
+        nxt_trading = self.nxt_phase.matching == S.CONTINUOUS_MATCH
+        if not krx_moves and not nxt_trading:
             return 0
-        trading = phase == krx.CONTINUOUS
         if self._new_orders:
             new, self._new_orders = self._new_orders, []
-            if trading:
-                for order in new:
-                    if order.is_open and not order.resting:
-                        self._match_code(order.code, now)
+            for order in new:
+                if order.is_open and not order.resting:
+                    self._match_code(order.code, now)
         self._quote_carry += self.quote_rate * dt if quotes is None else quotes
         n = int(self._quote_carry + 1e-9)  # 0.6 × 5 is 2.9999…
         self._quote_carry -= n
@@ -461,6 +694,10 @@ class SimExchange:
             return 0
         market = self.market
         states = market.states
+        nxt_states = self.nxt_market.states
+        nxt_primary = nxt_trading and not trading  # quotes from NXT (after 15:30, before 9)
+        nxt_open = self._nxt_open
+        single = kp if kp.price_rule == S.CLOSE_10PCT else None
         rng = self.rng
         if self.burst_every_s > 0 and rng.random() < dt / self.burst_every_s:
             code = active[int(rng.random() * len(active))]
@@ -483,10 +720,25 @@ class SimExchange:
             else:
                 code = active[int(rng.random() * n_active)]
             st = states[code]
-            market.event(st, t0 + dt * (i + 1) / n, trading)
+            t = t0 + dt * (i + 1) / n
+            if krx_moves:
+                market.event(st, t, trading)
+                if single is not None:
+                    self._clamp(st, single)
+            nst = None
+            if nxt_trading and (nxt_primary or code in nxt_open) and code in nxt_states:
+                nst = nxt_states[code]
+                if trading:
+                    self._follow(nst, st)
+                else:
+                    market.event(nst, t, True)
             if code in subscribed:
-                outbox.append(self._quote(st, hhmmss))
-            if trading and code in open_by_code:
+                if nxt_primary:
+                    if nst is not None:
+                        outbox.append(self._quote(nst, hhmmss, NXT))
+                elif krx_moves:
+                    outbox.append(self._quote(st, hhmmss))
+            if code in open_by_code:
                 self._match_code(code, now)
                 n_active = len(active)
         if self.t >= self._next_revalue:
@@ -524,7 +776,7 @@ class SimExchange:
             self._match_code(code, now)
         return ""
 
-    def _quote(self, st: CodeState, hhmmss: str) -> Quote:
+    def _quote(self, st: CodeState, hhmmss: str, venue: str = KRX) -> Quote:
         change = st.price - st.base
         return Quote(
             st.code,
@@ -539,6 +791,7 @@ class SimExchange:
             st.ask,
             st.bid,
             hhmmss,
+            venue,
         )
 
     def _revalue(self) -> None:

@@ -68,6 +68,7 @@ class CodeState:
         "burst_bias",
         "burst_lam",
         "burst_volume",
+        "close",
     )
 
     def __init__(self, ins: Instrument, t: float) -> None:
@@ -81,11 +82,13 @@ class CodeState:
         self.burst_bias = 0.0
         self.burst_lam = 0.0
         self.burst_volume = 1.0
+        self.close = 0
         self.new_day(ins.base)
 
     def new_day(self, base: int) -> None:
         """Start a trading day whose previous close is ``base``."""
         self.base = base
+        self.close = 0  # today's KRX close, once the closing auction has set it
         self.lower, self.upper = krx.limit_band(base)
         self.price = base
         self.tick = krx.tick_size(base)
@@ -118,9 +121,10 @@ class Market:
         return self.states.get(code)
 
     def new_day(self) -> None:
-        """Roll every code over to a new day: yesterday's last price becomes the base."""
+        """Roll every code over to a new day: yesterday's close (its last price when no
+        closing auction set one) becomes the base; after-hours prices do not."""
         for st in self.states.values():
-            st.new_day(st.price)
+            st.new_day(st.close or st.price)
 
     def start_burst(self, st: CodeState, t: float) -> None:
         """Make ``st`` burst from ``t``: more volume and a drift of a few percent one way."""

@@ -48,6 +48,8 @@ class SimOrder:
         "updated_ts",
         "resting",
         "reserved",
+        "venue",
+        "group",
     )
 
     def __init__(
@@ -64,6 +66,8 @@ class SimOrder:
         now_ms: int,
         reason: str = "",
         orig_order_id: str = "",
+        venue: str = "KRX",
+        group: str = "",
     ) -> None:
         self.order_id = order_id
         self.cmd_id = cmd_id
@@ -83,6 +87,8 @@ class SimOrder:
         self.updated_ts = now_ms
         self.resting = False  # True once it had its arrival match: later fills at its price
         self.reserved = 0  # KRW this buy order holds back from orderable cash
+        self.venue = venue  # where it was routed: KRX | NXT
+        self.group = group  # the session it lives in; it expires when that session ends
 
     @property
     def remaining(self) -> int:
@@ -116,6 +122,7 @@ class SimOrder:
             orig_order_id=self.orig_order_id,
             created_ts=self.created_ts,
             updated_ts=self.updated_ts,
+            venue=self.venue,
         )
 
 

@@ -117,3 +117,18 @@ def build_universe(codes: Sequence[str] = (), extra_codes: int = 0) -> List[Inst
     else:
         base = list(DEFAULT_UNIVERSE)
     return base + synthetic_instruments(extra_codes)
+
+
+#: Built-in codes the simulator treats as KRX-only (real Nextrade lists about 800 names, the
+#: large caps among them; which small caps are out changes: Kiwoom REST ka10099 nxtEnable).
+KRX_ONLY = frozenset({"032820", "003530", "263750", "112040"})
+
+
+def nxt_eligible(code: str) -> bool:
+    """Whether the simulator lets ``code`` trade on NXT: the built-in names except
+    :data:`KRX_ONLY`, and four in five other codes (stable: a hash of the code)."""
+    if code in KRX_ONLY:
+        return False
+    if code in _BY_CODE:
+        return True
+    return zlib.crc32(code.encode("ascii", "replace")) % 5 != 0
