@@ -764,8 +764,11 @@ class FakeKiwoomRest:
         if orig is None or orig.role != "order":
             return None, self._refuse("원주문번호가 존재하지 않습니다")
         if body.get("dmst_stex_tp") != orig.venue:
-            # the original order is not on the venue named: Kiwoom does not find it there
-            return None, self._refuse("원주문번호가 존재하지 않습니다[{}]".format(body.get("dmst_stex_tp")))
+            # the original order is not on the venue named: assumed (not documented) that
+            # Kiwoom then does not find it, as for an unknown order number
+            return None, self._refuse(
+                "원주문번호가 존재하지 않습니다[{}]".format(body.get("dmst_stex_tp"))
+            )
         if orig.open_qty <= 0:
             return None, self._refuse("정정/취소 가능 수량이 없습니다")
         text = str(body.get(qty_key, ""))

@@ -33,8 +33,16 @@ from PyQt5.QtCore import QTimer
 from core.protocol import krx, sessions
 from core.protocol.errors import BROKER_ERROR, INVALID_ARGUMENT, NOT_READY, RATE_LIMITED
 from core.protocol.events import (
-    BUY, LIMIT, MARKET, SELL, Account, Fill, Order, Position, mask_account,
-)  # fmt: skip
+    BUY,
+    LIMIT,
+    MARKET,
+    SELL,
+    Account,
+    Fill,
+    Order,
+    Position,
+    mask_account,
+)
 
 from ..base import Broker, BrokerInfo, BrokerListener, Done, ModifyRequest, OrderRequest, Result
 from ..kiwoom import chejan, tr

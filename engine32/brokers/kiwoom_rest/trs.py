@@ -117,7 +117,9 @@ def venue_of(stex_tp: str, sor_yn: str = "") -> str:
     return STEX_VENUES.get(str(stex_tp or "").strip(), VENUE_KRX)
 
 
-def order_body(code: str, qty: int, price: int, market: bool, venue: str = VENUE_KRX) -> Dict[str, str]:
+def order_body(
+    code: str, qty: int, price: int, market: bool, venue: str = VENUE_KRX
+) -> Dict[str, str]:
     """kt10000 (buy) / kt10001 (sell), routed to ``venue``."""
     return {
         "dmst_stex_tp": order_venue(venue),
