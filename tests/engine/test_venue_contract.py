@@ -7,7 +7,7 @@ from engine32.brokers.base import Broker
 
 
 class _Plain(Broker):
-    """A broker with only the contract's defaults (as the REST broker has today)."""
+    """A broker with only the contract's defaults (as the REST broker had before it routed venues)."""
 
     name = "plain"
 

@@ -90,8 +90,9 @@ def signed(value: int, base: int) -> str:
 
 class _Order:
     def __init__(self, no: str, code: str, side: str, qty: int, price: int, market: bool,
-                 orig: str = "", role: str = "order") -> None:  # fmt: skip
+                 orig: str = "", role: str = "order", venue: str = "KRX") -> None:  # fmt: skip
         self.no = no
+        self.venue = venue  # dmst_stex_tp as sent: KRX | NXT | SOR
         self.code = code
         self.side = side  # "buy" | "sell"
         self.qty = qty
@@ -152,6 +153,7 @@ class FakeKiwoomRest:
         chart_minute_days: int = 5,
         chart_now: Optional[datetime.datetime] = None,
         chart_end_no_data: bool = False,
+        mock_krx_only: bool = False,
     ) -> None:
         self.appkey = appkey
         self.secretkey = secretkey
@@ -196,6 +198,12 @@ class FakeKiwoomRest:
         #: ``return_code`` 20 "조회할 자료가 없습니다" (a server that finds the end late)
         self.chart_end_no_data = chart_end_no_data
         self.clock_offset = 0.0
+        #: Kiwoom's mock-trading server takes KRX orders only ("모의투자는 KRX만 지원됩니다":
+        #: the kiwoom-cli README on PyPI; "(모의는 KRX)" in a client's kt10000 DTO). The real
+        #: server takes KRX, NXT and SOR ("국내거래소구분 KRX,NXT,SOR", Kiwoom's samples).
+        self.mock_krx_only = mock_krx_only
+        #: every dmst_stex_tp a kt10000..kt10003 carried, as (api_id, value), refused ones too
+        self.order_venues: List[Tuple[str, Any]] = []
         # what happened (read by tests)
         self.calls: List[Dict[str, Any]] = []
         self.sessions: List[_Session] = []
@@ -562,7 +570,9 @@ class FakeKiwoomRest:
                          "cntr_pric": pad(o.amount // o.filled if o.filled else 0, 12),
                          "io_tp_nm": "+매수" if o.side == "buy" else "-매도",
                          "trde_tp": "시장가" if o.market else "보통",
-                         "orig_ord_no": o.orig or "0000000", "stex_tp": "1", "sor_yn": "N"})  # fmt: skip
+                         "orig_ord_no": o.orig or "0000000",
+                         "stex_tp": "2" if o.venue == "NXT" else "1",
+                         "sor_yn": "Y" if o.venue == "SOR" else "N"})  # fmt: skip
         page, extra = self._page("ka10075", rows, headers)
         return 200, self._ok(oso=page), extra
 
@@ -704,9 +714,22 @@ class FakeKiwoomRest:
     def _refuse(msg: str) -> Tuple[int, Dict[str, Any], Dict[str, str]]:
         return 200, {"return_code": 2, "return_msg": msg}, {}
 
-    def _new_order(self, body: Dict[str, Any], side: str) -> Any:
-        if body.get("dmst_stex_tp") != "KRX":
+    def _venue_refusal(self, api_id: str, body: Dict[str, Any]) -> Any:
+        """Record ``dmst_stex_tp`` and refuse what Kiwoom would: an unknown value (the
+        field's error form, 1517, as the other input checks), NXT/SOR on the mock server."""
+        venue = body.get("dmst_stex_tp")
+        self.order_venues.append((api_id, venue))
+        if venue not in ("KRX", "NXT", "SOR"):
+            return self._refuse("국내거래소구분을 확인하세요[1517:dmst_stex_tp]")
+        if self.mock_krx_only and venue != "KRX":
             return self._refuse("모의투자에서는 KRX만 주문 가능합니다[dmst_stex_tp]")
+        return None
+
+    def _new_order(self, body: Dict[str, Any], side: str) -> Any:
+        refusal = self._venue_refusal("kt10000" if side == "buy" else "kt10001", body)
+        if refusal:
+            return refusal
+        venue = str(body["dmst_stex_tp"])
         code, qty_text = str(body.get("stk_cd", "")), str(body.get("ord_qty", ""))
         trde_tp, uv = str(body.get("trde_tp", "")), body.get("ord_uv")
         if code not in self.prices:
@@ -729,14 +752,23 @@ class FakeKiwoomRest:
             return self._refuse("매도가능수량이 부족합니다")
         no = "{:07d}".format(next(self._order_nos))
         price = 0 if market else int(uv)
-        self.orders[no] = _Order(no, code, side, int(qty_text), price, market)
-        return 200, {"ord_no": no, "dmst_stex_tp": "KRX", "return_code": 0,
+        self.orders[no] = _Order(no, code, side, int(qty_text), price, market, venue=venue)
+        return 200, {"ord_no": no, "dmst_stex_tp": venue, "return_code": 0,
                      "return_msg": "매수주문이 완료되었습니다." if side == "buy" else "매도주문이 완료되었습니다."}, {}  # fmt: skip
 
     def _leg(self, body: Dict[str, Any], qty_key: str) -> Any:
+        refusal = self._venue_refusal("kt10003" if qty_key == "cncl_qty" else "kt10002", body)
+        if refusal:
+            return None, refusal
         orig = self.orders.get(str(body.get("orig_ord_no", "")))
         if orig is None or orig.role != "order":
             return None, self._refuse("원주문번호가 존재하지 않습니다")
+        if body.get("dmst_stex_tp") != orig.venue:
+            # the original order is not on the venue named: assumed (not documented) that
+            # Kiwoom then does not find it, as for an unknown order number
+            return None, self._refuse(
+                "원주문번호가 존재하지 않습니다[{}]".format(body.get("dmst_stex_tp"))
+            )
         if orig.open_qty <= 0:
             return None, self._refuse("정정/취소 가능 수량이 없습니다")
         text = str(body.get(qty_key, ""))
@@ -754,7 +786,7 @@ class FakeKiwoomRest:
         orig, qty = got
         no = "{:07d}".format(next(self._order_nos))
         self.orders[no] = _Order(
-            no, orig.code, orig.side, qty, orig.price, orig.market, orig.no, "cancel"
+            no, orig.code, orig.side, qty, orig.price, orig.market, orig.no, "cancel", orig.venue
         )
         return 200, {"ord_no": no, "base_orig_ord_no": orig.no, "cncl_qty": pad(qty, 12),
                      "return_code": 0, "return_msg": "취소주문이 완료되었습니다."}, {}  # fmt: skip
@@ -768,9 +800,10 @@ class FakeKiwoomRest:
         if not uv.isdigit() or int(uv) <= 0:
             return self._refuse("정정단가를 확인하세요[1517:mdfy_uv]")
         no = "{:07d}".format(next(self._order_nos))
-        self.orders[no] = _Order(no, orig.code, orig.side, qty, int(uv), False, orig.no, "modify")
+        self.orders[no] = _Order(no, orig.code, orig.side, qty, int(uv), False, orig.no, "modify",
+                                 orig.venue)  # fmt: skip
         return 200, {"ord_no": no, "base_orig_ord_no": orig.no, "mdfy_qty": pad(qty, 12),
-                     "dmst_stex_tp": "KRX", "return_code": 0,
+                     "dmst_stex_tp": orig.venue, "return_code": 0,
                      "return_msg": "정정주문이 완료되었습니다."}, {}  # fmt: skip
 
     # ------------------------------------------------------------------------------------
@@ -790,7 +823,8 @@ class FakeKiwoomRest:
             "909": str(next(self._fill_nos)) if fill_qty else "", "910": str(fill_price) if fill_qty else "",
             "911": str(o.filled) if o.filled else "", "914": str(fill_price) if fill_qty else "",
             "915": str(fill_qty) if fill_qty else "", "938": str(fee), "939": "0", "919": "",
-            "2134": "1", "2135": "KRX", "2136": "N",
+            "2134": "2" if o.venue == "NXT" else "1", "2135": "NXT" if o.venue == "NXT" else "KRX",
+            "2136": "Y" if o.venue == "SOR" else "N",
         }  # fmt: skip
 
     def book_levels(self, last: int) -> Tuple[List[List[int]], List[List[int]]]:

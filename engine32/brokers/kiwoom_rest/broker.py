@@ -26,13 +26,23 @@ import concurrent.futures
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from PyQt5.QtCore import QTimer
 
-from core.protocol import krx
+from core.protocol import krx, sessions
 from core.protocol.errors import BROKER_ERROR, INVALID_ARGUMENT, NOT_READY, RATE_LIMITED
-from core.protocol.events import BUY, LIMIT, MARKET, SELL, Account, Order, Position, mask_account
+from core.protocol.events import (
+    BUY,
+    LIMIT,
+    MARKET,
+    SELL,
+    Account,
+    Fill,
+    Order,
+    Position,
+    mask_account,
+)
 
 from ..base import Broker, BrokerInfo, BrokerListener, Done, ModifyRequest, OrderRequest, Result
 from ..kiwoom import chejan, tr
@@ -61,14 +71,18 @@ FID_CONDITION_EVENT = "843"  # I (in) / D (out)
 HISTORY_BUDGET_S = 55.0
 #: return_code 20: "조회할 자료가 없습니다" (no data; the design note §3.2, [BRD client.py]).
 NO_DATA_RC = 20
+#: chejan FIDs of the venue on ``00`` frames: 2134 0 combined / 1 KRX / 2 NXT, 2136 SOR Y/N
+#: (design note §1.2 and §4.2).
+FID_VENUE, FID_SOR = 2134, 2136
 
 
 class _OrderJob:
     """One order request on its way to Kiwoom, until its HTTP answer."""
 
     def __init__(self, role: str, code: str, side: str, qty: int, price: int, kind: str,
-                 orig: str, cmd_id: str, done: Done) -> None:  # fmt: skip
+                 orig: str, cmd_id: str, done: Done, venue: str = "KRX") -> None:  # fmt: skip
         self.role = role
+        self.venue = venue
         self.code = code
         self.side = side
         self.qty = qty
@@ -83,6 +97,10 @@ class _OrderJob:
 
 class KiwoomRestBroker(Broker):
     name = "kiwoom_rest"
+    #: Routed with ``dmst_stex_tp`` (issue 12). Phases and NXT eligibility are left to
+    #: Kiwoom (``checks_phases`` stays False): the broker has no ka10099 master-list call
+    #: yet, so ``nxt_eligible`` answers True and Kiwoom refuses a code NXT does not trade.
+    venues = trs.ORDER_VENUES
 
     def __init__(
         self,
@@ -141,6 +159,8 @@ class KiwoomRestBroker(Broker):
         self._realized: Dict[str, int] = {}
         self._deposit: Optional[tr.Deposit] = None
         self._jobs: List[_OrderJob] = []
+        #: order number → the venue it was routed to (orders, fills, reconciled orders).
+        self._venues: Dict[str, str] = {}
         self._net_tasks: List[Any] = []
         self._refresh_timer = QTimer()
         self._refresh_timer.setSingleShot(True)
@@ -303,11 +323,7 @@ class KiwoomRestBroker(Broker):
         )
         self._apply_positions(positions)
         self._deposit = tr.read_deposit(trs.RestPage("kt00001", deposit.body, trs.DEPOSIT_KEYS))
-        for order in tr.read_orders(trs.RestPage("ka10075", {}, trs.ORDER_KEYS, rows=orders)):
-            order = order.replace(order_id=trs.normalize_order_no(order.order_id) or order.order_id)
-            changed = self.book.seed(order)
-            if changed is not None:
-                self.listener.on_order(changed)
+        self._seed_orders(orders)
         self._publish_account(summary)
         self.state = READY
         self.last_message = "connected to Kiwoom's {} server over REST, account {}".format(
@@ -412,11 +428,21 @@ class KiwoomRestBroker(Broker):
         self.net.submit(run())
 
     def _seed_orders(self, rows: List[Dict[str, Any]]) -> None:
+        for row in rows:  # ka10075 stex_tp / sor_yn: the venue of each open order
+            number = trs.normalize_order_no(row.get("ord_no", ""))
+            if number and number not in self._venues:
+                self._venues[number] = trs.venue_of(row.get("stex_tp", ""), row.get("sor_yn", ""))
         for order in tr.read_orders(trs.RestPage("ka10075", {}, trs.ORDER_KEYS, rows=rows)):
             order = order.replace(order_id=trs.normalize_order_no(order.order_id) or order.order_id)
             changed = self.book.seed(order)
             if changed is not None:
-                self.listener.on_order(changed)
+                self._emit_order(changed)
+
+    def _venue(self, order_id: str) -> str:
+        return self._venues.get(order_id, sessions.DEFAULT_VENUE)
+
+    def _emit_order(self, order: Order) -> None:
+        self.listener.on_order(order.replace(venue=self._venue(order.order_id)))
 
     def _schedule_refresh(self) -> None:
         if not self._refresh_timer.isActive():
@@ -611,7 +637,8 @@ class KiwoomRestBroker(Broker):
             return value if isinstance(value, str) else str(value)
 
         if kind == "00":
-            self._on_order_event(chejan.read_fields(get, chejan.ORDER_FIDS))
+            self._on_order_event(chejan.read_fields(get, chejan.ORDER_FIDS),
+                                 (get(FID_VENUE).strip(), get(FID_SOR).strip()))  # fmt: skip
         elif kind == "04":
             pos = chejan.parse_balance(chejan.read_fields(get, chejan.BALANCE_FIDS))
             if pos is not None:
@@ -639,26 +666,36 @@ class KiwoomRestBroker(Broker):
             if code:
                 self.listener.on_condition(code, self.name_of(code), self.condition_name)
 
-    def _on_order_event(self, fields: chejan.Fields) -> None:
+    def _on_order_event(self, fields: chejan.Fields, venue: Tuple[str, str] = ("", "")) -> None:
         for fid in (chejan.FID_ORDER_NO, chejan.FID_ORIG_ORDER_NO):
             number = trs.normalize_order_no(fields.get(fid, ""))
             if number:
                 fields[fid] = number
+        number = fields.get(chejan.FID_ORDER_NO, "")
+        stex, sor = venue
+        if number and number not in self._venues and (stex or sor):
+            self._venues[number] = trs.venue_of(stex, sor)  # an order placed elsewhere
         update = self.book.on_order_event(fields)
         for order in update.orders:
             if order.name:
                 self._learn_name(order.code, order.name)
-            self.listener.on_order(order)
+            self._emit_order(order)
         for fill in update.fills:
-            self.listener.on_fill(fill)
+            self.listener.on_fill(self._fill_venue(fill, stex))
         if update.fills:
             self._schedule_refresh()
 
     # ------------------------------------------------------------------------------------
     # orders
     # ------------------------------------------------------------------------------------
+    def _fill_venue(self, fill: Fill, stex: str) -> Fill:
+        """Where the fill traded: FID 2134 (1 KRX / 2 NXT) when the frame says, else the
+        order's venue (an SOR order's fill without 2134 is reported as KRX)."""
+        where = trs.STEX_VENUES.get(stex) or self._venue(fill.order_id)
+        return fill.replace(venue=sessions.KRX if where == "SOR" else where)
+
     def open_orders(self) -> List[Order]:
-        return self.book.open_orders()
+        return [o.replace(venue=self._venue(o.order_id)) for o in self.book.open_orders()]
 
     def _not_ready(self) -> str:
         if self.state == READY:
@@ -690,21 +727,27 @@ class KiwoomRestBroker(Broker):
         if request.kind == LIMIT and request.price <= 0:
             done(Result.failure("a limit order needs a positive price", INVALID_ARGUMENT))
             return
+        if request.venue not in trs.ORDER_VENUES:
+            done(Result.failure("venue must be KRX, NXT or SOR, got {!r}; nothing was sent to "
+                                "Kiwoom".format(request.venue), INVALID_ARGUMENT))  # fmt: skip
+            return
         market = request.kind == MARKET
         price = 0 if market else request.price
         job = _OrderJob(chejan.ROLE_ORDER, request.code, request.side, request.qty, price,
-                        request.kind, "", request.cmd_id, done)  # fmt: skip
+                        request.kind, "", request.cmd_id, done, request.venue)  # fmt: skip
         api_id = BUY_ID if request.side == BUY else SELL_ID
-        self._send(job, api_id, trs.order_body(request.code, request.qty, price, market))
+        body = trs.order_body(request.code, request.qty, price, market, request.venue)
+        self._send(job, api_id, body)
 
     def cancel_order(self, order_id: str, cmd_id: str, done: Done) -> None:
         order, problem = self._open_order(order_id)
         if order is None:
             done(problem)
             return
+        venue = self._venue(order_id)  # a cancel goes to the venue of the original order
         job = _OrderJob(chejan.ROLE_CANCEL, order.code, order.side, order.remaining_qty, 0,
-                        LIMIT, order_id, cmd_id, done)  # fmt: skip
-        self._send(job, CANCEL_ID, trs.cancel_body(order_id, order.code))
+                        LIMIT, order_id, cmd_id, done, venue)  # fmt: skip
+        self._send(job, CANCEL_ID, trs.cancel_body(order_id, order.code, None, venue))
 
     def modify_order(self, request: ModifyRequest, done: Done) -> None:
         order, problem = self._open_order(request.order_id)
@@ -721,26 +764,28 @@ class KiwoomRestBroker(Broker):
                 order.remaining_qty, qty), INVALID_ARGUMENT))  # fmt: skip
             return
         rest = order.remaining_qty - qty
+        venue = self._venue(order.order_id)  # modify/cancel legs carry the original's venue
         if price == order.price:
             if rest == 0:
                 done(Result.failure("nothing to change: same qty and price", INVALID_ARGUMENT))
                 return
             job = _OrderJob(chejan.ROLE_CANCEL, order.code, order.side, rest, 0, LIMIT,
                             order.order_id, request.cmd_id,
-                            lambda r: done(Result.success(order_id=order.order_id) if r.ok else r))  # fmt: skip
-            self._send(job, CANCEL_ID, trs.cancel_body(order.order_id, order.code, rest))
+                            lambda r: done(Result.success(order_id=order.order_id) if r.ok else r),
+                            venue)  # fmt: skip
+            self._send(job, CANCEL_ID, trs.cancel_body(order.order_id, order.code, rest, venue))
             return
         job = _OrderJob(chejan.ROLE_MODIFY, order.code, order.side, qty, price, LIMIT,
-                        order.order_id, request.cmd_id, done)  # fmt: skip
+                        order.order_id, request.cmd_id, done, venue)  # fmt: skip
         if rest:
             # The modify moves `qty` shares to the new price; what stays behind is cancelled.
             def cancel_rest(_new_id: str) -> None:
                 leg = _OrderJob(chejan.ROLE_CANCEL, order.code, order.side, rest, 0, LIMIT,
-                                order.order_id, request.cmd_id, lambda r: None)  # fmt: skip
-                self._send(leg, CANCEL_ID, trs.cancel_body(order.order_id, order.code))
+                                order.order_id, request.cmd_id, lambda r: None, venue)  # fmt: skip
+                self._send(leg, CANCEL_ID, trs.cancel_body(order.order_id, order.code, None, venue))
 
             job.then = cancel_rest
-        body = trs.modify_body(order.order_id, order.code, None if rest == 0 else qty, price)
+        body = trs.modify_body(order.order_id, order.code, None if rest == 0 else qty, price, venue)
         self._send(job, MODIFY_ID, body)
 
     def _open_order(self, order_id: str) -> Any:
@@ -786,10 +831,11 @@ class KiwoomRestBroker(Broker):
                 str(page.body.get("return_msg", "")).strip()), BROKER_ERROR))  # fmt: skip
             self.query_open_orders()
             return
+        self._venues[number] = job.venue
         changed = self.book.note_sent(number, job.code, job.side, job.qty, job.price, job.kind,
                                       job.cmd_id, job.orig, job.role)  # fmt: skip
         if changed is not None:
-            self.listener.on_order(changed)
+            self._emit_order(changed)
         if job.role == chejan.ROLE_CANCEL:
             result = Result.success(order_id=job.orig, cancel_order_id=number)
         else:

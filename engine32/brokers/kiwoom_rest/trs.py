@@ -16,6 +16,14 @@ from typing import Any, Dict, List, Optional, Sequence
 from ..kiwoom import tr
 
 VENUE_KRX = "KRX"
+#: ``dmst_stex_tp`` of kt10000..kt10003, exactly as Kiwoom's guide spells it ("국내거래소구분
+#: KRX,NXT,SOR" in its kt10000-kt10003 samples; ../shared/design/kiwoom-rest.md §1.2, §4.2).
+#: They equal the console's venue names (core.protocol.sessions), so an order's venue goes
+#: to the wire as it is, once checked here.
+ORDER_VENUES = ("KRX", "NXT", "SOR")
+#: ka10075/ka10076 ``stex_tp`` ("1" KRX, "2" NXT) and chejan FID 2134 (same codes) → venue;
+#: ``sor_yn`` / FID 2136 "Y" marks an SOR order (design note §4.2).
+STEX_VENUES = {"1": "KRX", "2": "NXT"}
 TRDE_LIMIT = "0"
 TRDE_MARKET = "3"
 #: cancel/modify quantity "0": all that remains, so nothing races a fill.
@@ -93,10 +101,28 @@ def open_orders_body() -> Dict[str, str]:
     return {"all_stk_tp": "0", "trde_tp": "0", "stk_cd": "", "stex_tp": "0"}
 
 
-def order_body(code: str, qty: int, price: int, market: bool) -> Dict[str, str]:
-    """kt10000 (buy) / kt10001 (sell)."""
+def order_venue(venue: str) -> str:
+    """``dmst_stex_tp`` for ``venue``; anything but KRX/NXT/SOR raises ValueError, so an
+    unknown venue never reaches Kiwoom."""
+    if venue not in ORDER_VENUES:
+        raise ValueError("venue must be KRX, NXT or SOR, got {!r}".format(venue))
+    return venue
+
+
+def venue_of(stex_tp: str, sor_yn: str = "") -> str:
+    """The venue of a reconciled order or a chejan event: SOR when ``sor_yn`` is "Y", else
+    from ``stex_tp`` (KRX when missing or unknown: what Kiwoom did before NXT)."""
+    if str(sor_yn or "").strip().upper() == "Y":
+        return "SOR"
+    return STEX_VENUES.get(str(stex_tp or "").strip(), VENUE_KRX)
+
+
+def order_body(
+    code: str, qty: int, price: int, market: bool, venue: str = VENUE_KRX
+) -> Dict[str, str]:
+    """kt10000 (buy) / kt10001 (sell), routed to ``venue``."""
     return {
-        "dmst_stex_tp": VENUE_KRX,
+        "dmst_stex_tp": order_venue(venue),
         "stk_cd": code,
         "ord_qty": str(qty),
         "ord_uv": "" if market else str(price),
@@ -105,10 +131,12 @@ def order_body(code: str, qty: int, price: int, market: bool) -> Dict[str, str]:
     }
 
 
-def modify_body(orig: str, code: str, qty: Optional[int], price: int) -> Dict[str, str]:
-    """kt10002: ``qty`` None moves all that remains to the new price."""
+def modify_body(orig: str, code: str, qty: Optional[int], price: int,
+                venue: str = VENUE_KRX) -> Dict[str, str]:  # fmt: skip
+    """kt10002: ``qty`` None moves all that remains to the new price; ``venue`` is the
+    original order's."""
     return {
-        "dmst_stex_tp": VENUE_KRX,
+        "dmst_stex_tp": order_venue(venue),
         "orig_ord_no": orig,
         "stk_cd": code,
         "mdfy_qty": ALL_REMAINING if qty is None else str(qty),
@@ -117,10 +145,11 @@ def modify_body(orig: str, code: str, qty: Optional[int], price: int) -> Dict[st
     }
 
 
-def cancel_body(orig: str, code: str, qty: Optional[int] = None) -> Dict[str, str]:
-    """kt10003: ``qty`` None cancels all that remains."""
+def cancel_body(orig: str, code: str, qty: Optional[int] = None,
+                venue: str = VENUE_KRX) -> Dict[str, str]:  # fmt: skip
+    """kt10003: ``qty`` None cancels all that remains; ``venue`` is the original order's."""
     return {
-        "dmst_stex_tp": VENUE_KRX,
+        "dmst_stex_tp": order_venue(venue),
         "orig_ord_no": orig,
         "stk_cd": code,
         "cncl_qty": ALL_REMAINING if qty is None else str(qty),
