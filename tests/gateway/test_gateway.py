@@ -115,7 +115,12 @@ async def test_commands_place_an_order_exactly_once(redis_url, prefix, engine, s
     async with open_ws(gw, "commands", token=READ_TOKEN) as ws:
         closed = await _closed(ws)
         assert closed.rcvd.code == 4403 and "read" in closed.rcvd.reason
-    quote = json.loads(engine.redis.hget(engine.keys.state_quotes, "005930"))
+    for _ in range(200):  # the engine is ready before its first quote of 005930 is stored
+        raw = engine.redis.hget(engine.keys.state_quotes, "005930")
+        if raw:
+            break
+        await asyncio.sleep(0.05)
+    quote = json.loads(raw)
     cmd = make_command("buy", id="o1", code="005930", qty=1, price=quote["price"])
     async with open_ws(gw, "commands", token=TRADE_TOKEN) as ws:
         await ws.send(cmd.encode())
