@@ -49,6 +49,16 @@ def screen_is(app, cls) -> bool:
     return isinstance(app.screen, cls)
 
 
+async def steady(pilot, app) -> None:
+    """Let the screen settle, with the text cursors of its inputs steady: a blinking cursor
+    is on or off depending on when the picture is taken."""
+    from textual.widgets import Input
+
+    for field in app.screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause(0.2)
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_main_screen(snap_compare, seeded_app, size) -> None:
     assert snap_compare(seeded_app, terminal_size=size, run_before=seeded_app.ready_for_snapshot)
@@ -62,7 +72,7 @@ def test_order_ticket(snap_compare, seeded_app, size) -> None:
         await until(pilot.pause, lambda: screen_is(seeded_app, TicketScreen), 10, "ticket")
         await pilot.press("up", "up")
         await pilot.wait_for_scheduled_animations()
-        await pilot.pause(0.2)
+        await steady(pilot, seeded_app)
 
     assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)
 
@@ -75,7 +85,7 @@ def test_order_ticket_review_step(snap_compare, seeded_app, size) -> None:
         await until(pilot.pause, lambda: screen_is(seeded_app, TicketScreen), 10, "ticket")
         await pilot.press("f6", "enter")
         await until(pilot.pause, lambda: seeded_app.screen.has_class("-reviewing"), 10, "review")
-        await pilot.pause(0.2)
+        await steady(pilot, seeded_app)
 
     assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)
 
@@ -86,7 +96,7 @@ def test_modify_ticket(snap_compare, seeded_app, size) -> None:
         await seeded_app.ready_for_snapshot(pilot)
         await pilot.press("4", "m")
         await until(pilot.pause, lambda: screen_is(seeded_app, TicketScreen), 10, "ticket")
-        await pilot.pause(0.2)
+        await steady(pilot, seeded_app)
 
     assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)
 
@@ -115,7 +125,7 @@ def test_help(snap_compare, seeded_app, size) -> None:
         await seeded_app.ready_for_snapshot(pilot)
         await pilot.press("question_mark")
         await until(pilot.pause, lambda: screen_is(seeded_app, HelpScreen), 10, "help")
-        await pilot.pause(0.2)
+        await steady(pilot, seeded_app)
 
     assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)
 
@@ -127,7 +137,7 @@ def test_add_code_prompt(snap_compare, seeded_app, size) -> None:
         await pilot.press("a")
         await until(pilot.pause, lambda: screen_is(seeded_app, PromptScreen), 10, "prompt")
         await pilot.press("0", "0", "0", "2", "7", "0")
-        await pilot.pause(0.2)
+        await steady(pilot, seeded_app)
 
     assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)
 
@@ -138,6 +148,6 @@ def test_kill_switch_confirmation(snap_compare, seeded_app, size) -> None:
         await seeded_app.ready_for_snapshot(pilot)
         await pilot.press("X")
         await until(pilot.pause, lambda: screen_is(seeded_app, ConfirmScreen), 10, "confirm")
-        await pilot.pause(0.2)
+        await steady(pilot, seeded_app)
 
     assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)
