@@ -711,8 +711,9 @@ def main() -> int:
               f"at {rate * 200 / stack_cpu:,.0f} quotes/s")  # fmt: skip
     um = sampler.used_memory or [0]
     growth = (um[-1] - um[0]) / 2**20 / (measured / 60) if len(um) > 1 else 0.0
-    print(f"Redis used_memory grew {growth:.0f} MB/min while measuring (the event stream is "
-          f"trimmed by entries, not bytes); at that pace the 1 GB budget lasts "
+    print(f"Redis used_memory grew {growth:.0f} MB/min while measuring (P:events keeps what "
+          f"the writer has not committed, capped by [engine] stream_budget_mb); at that pace "
+          f"the 1 GB budget lasts "
           f"{(1024 - stack_mb) / growth if growth > 0 else float('inf'):.0f} more minutes")  # fmt: skip
     print(f"Redis used_memory max {max(sampler.used_memory or [0]) / 2**20:.0f} MB; stack "
           f"(redis, postgres, engine, writer, tui, gateway) PSS max {stack_mb:.0f} MB")  # fmt: skip
