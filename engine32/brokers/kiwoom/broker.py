@@ -29,7 +29,7 @@ from PyQt5.QtCore import QTimer
 
 from core.protocol import krx, now_ms
 from core.protocol.errors import BROKER_ERROR, INVALID_ARGUMENT, NOT_READY, RATE_LIMITED
-from core.protocol.events import BUY, LIMIT, MARKET, SELL, Account, Order, Position, mask_account
+from core.protocol.events import BUY, LIMIT, MARKET, SELL, Order, Position, mask_account
 
 from ..base import Broker, BrokerInfo, BrokerListener, Done, ModifyRequest, OrderRequest, Result
 from . import chejan, tr
@@ -38,6 +38,7 @@ from . import venues as venue_rules
 from .control import Control
 from .errors import ORDER_RATE_CODES, QUERY_RATE_EXCEEDED, SOCKET_CLOSED, describe, is_refusal
 from .hoga import BOOK_FIDS, BOOK_SCREENS, BOOK_SCREENS_FROM, STOCK_HOGA, parse_stock_hoga
+from .holdings import KiwoomHoldings
 from .popups import PopupWatcher
 from .ratelimit import (
     CLOCK,
@@ -163,7 +164,7 @@ class _OrderJob:
         self.refusal = ""  # a refusal message that came before the (empty) order number
 
 
-class KiwoomBroker(Broker):
+class KiwoomBroker(KiwoomHoldings, Broker):
     """The Kiwoom OpenAPI+ adapter. ``control`` is the OCX (or a fake) the engine built."""
 
     name = "kiwoom"
@@ -490,49 +491,11 @@ class KiwoomBroker(Broker):
         )
 
     def _apply_positions(self, positions: List[Position]) -> None:
-        positions = chejan.merge_lots(positions)
-        seen = set()
-        for pos in positions:
-            seen.add(pos.code)
-            self._remember_position(pos)
-        for code in list(self._positions):
-            if code not in seen and self._positions[code].qty:
-                self._remember_position(
-                    self._positions[code].replace(qty=0, unrealized_pnl=0, unrealized_pnl_pct=0.0)
-                )
-
-    def _remember_position(self, pos: Position) -> None:
-        realized = self._realized.get(pos.code, 0)
-        if pos.realized_pnl == 0 and realized:
-            pos = pos.replace(realized_pnl=realized)
-        if not pos.name and pos.code in self._positions:
-            pos = pos.replace(name=self._positions[pos.code].name)
-        if self._positions.get(pos.code) == pos:
-            return
-        self._positions[pos.code] = pos
-        if pos.name:
-            self._learn_name(pos.code, pos.name)
-        self.listener.on_position(pos)
+        """Credit and cash lots of one code are one position (opw00018 lists them apart)."""
+        super()._apply_positions(chejan.merge_lots(positions))
 
     def _read_deposit(self, page: tr.Page) -> None:
         self._deposit = tr.read_deposit(page)
-
-    def _publish_account(self, summary: Optional[tr.BalanceSummary] = None) -> None:
-        deposit = self._deposit or tr.Deposit(0, 0, 0)
-        held = [p for p in self._positions.values() if p.qty]
-        market_value = sum(p.qty * p.last_price for p in held)
-        unrealized = sum(p.unrealized_pnl for p in held)
-        cash = deposit.settled_d2 or deposit.cash
-        self.listener.on_account(
-            Account(
-                account=mask_account(self.account),
-                cash=cash,
-                orderable=deposit.orderable,
-                equity=cash + market_value,
-                realized_pnl_today=sum(self._realized.values()),
-                unrealized_pnl=summary.unrealized_pnl if summary and not held else unrealized,
-            )
-        )
 
     # ------------------------------------------------------------------------------------
     # TR queries

@@ -37,7 +37,6 @@ from core.protocol.events import (
     LIMIT,
     MARKET,
     SELL,
-    Account,
     Fill,
     Order,
     Position,
@@ -47,6 +46,7 @@ from core.protocol.events import (
 from ..base import Broker, BrokerInfo, BrokerListener, Done, ModifyRequest, OrderRequest, Result
 from ..kiwoom import chejan, tr
 from ..kiwoom.hoga import parse_stock_hoga
+from ..kiwoom.holdings import KiwoomHoldings
 from ..kiwoom.realtime import parse_stock_trade
 from ..kiwoom.values import to_code, to_price
 from . import chart, trs
@@ -95,7 +95,7 @@ class _OrderJob:
         self.then: Optional[Callable[[str], None]] = None
 
 
-class KiwoomRestBroker(Broker):
+class KiwoomRestBroker(KiwoomHoldings, Broker):
     name = "kiwoom_rest"
     #: Routed with ``dmst_stex_tp`` (issue 12). Phases and NXT eligibility are left to
     #: Kiwoom (``checks_phases`` stays False): the broker has no ka10099 master-list call
@@ -332,45 +332,6 @@ class KiwoomRestBroker(Broker):
         log.info("kiwoom_rest: %s", self.last_message)
         self.listener.on_connection(True, self.last_message)
         self._learn_quotes(list(self._subscribed))
-
-    def _apply_positions(self, positions: List[Position]) -> None:
-        seen = set()
-        for pos in positions:
-            seen.add(pos.code)
-            self._remember_position(pos)
-        for code in list(self._positions):
-            if code not in seen and self._positions[code].qty:
-                self._remember_position(
-                    self._positions[code].replace(qty=0, unrealized_pnl=0, unrealized_pnl_pct=0.0)
-                )
-
-    def _remember_position(self, pos: Position) -> None:
-        realized = self._realized.get(pos.code, 0)
-        if pos.realized_pnl == 0 and realized:
-            pos = pos.replace(realized_pnl=realized)
-        if not pos.name and pos.code in self._positions:
-            pos = pos.replace(name=self._positions[pos.code].name)
-        if self._positions.get(pos.code) == pos:
-            return
-        self._positions[pos.code] = pos
-        if pos.name:
-            self._learn_name(pos.code, pos.name)
-        self.listener.on_position(pos)
-
-    def _publish_account(self, summary: Optional[tr.BalanceSummary] = None) -> None:
-        deposit = self._deposit or tr.Deposit(0, 0, 0)
-        held = [p for p in self._positions.values() if p.qty]
-        market_value = sum(p.qty * p.last_price for p in held)
-        unrealized = sum(p.unrealized_pnl for p in held)
-        cash = deposit.settled_d2 or deposit.cash
-        self.listener.on_account(Account(
-            account=mask_account(self.account),
-            cash=cash,
-            orderable=deposit.orderable,
-            equity=cash + market_value,
-            realized_pnl_today=sum(self._realized.values()),
-            unrealized_pnl=summary.unrealized_pnl if summary and not held else unrealized,
-        ))  # fmt: skip
 
     # ------------------------------------------------------------------------------------
     # queries
