@@ -61,6 +61,10 @@ class Keys:
         self.state_book_codes = p + ":state:book_codes"
         self.state_alerts = p + ":state:alerts"
         self.state_triggers = p + ":state:triggers"
+        #: code → Korean name: the broker's master list (KOSPI + KOSDAQ), for search by name
+        self.state_names = p + ":state:names"
+        #: group name → JSON {"pos", "active", "codes"}: the named watchlist groups
+        self.state_watchgroups = p + ":state:watchgroups"
 
     def reply(self, cmd_id: str) -> str:
         """The list the engine LPUSHes the reply to command ``cmd_id`` onto."""
@@ -97,4 +101,6 @@ class Keys:
             self.state_book_codes,
             self.state_alerts,
             self.state_triggers,
+            self.state_names,
+            self.state_watchgroups,
         )
