@@ -31,8 +31,8 @@ from .logsetup import attach_event_handler
 from .publisher import Event, Op, Publisher, QuotesEvent, ReplyEvent, Writes, dumps
 from .risk import RiskLimits
 from .trigger_engine import TriggerEngine
-from .watching import Watching
 from .watchgroups import WatchGroups
+from .watching import Watching
 
 log = logging.getLogger("engine32.app")
 

@@ -174,4 +174,3 @@ class Watching:
         out: Dict[str, Any] = dict(self.groups.summary())
         out["watchlist"] = list(self.engine.books.watchlist)
         return out
-

@@ -20,8 +20,8 @@ from .errors import (
     ProtocolError,
 )
 from .events import BUY, KINDS, LIMIT, MARKET, SELL
-from .watchgroups import check_name as check_group_name
 from .triggers import SIM_PRICE, TRIGGER_COMMANDS, parse_bracket, parse_trigger_args, sim_price_args
+from .watchgroups import check_name as check_group_name
 
 # Used with ``fullmatch``: ``$`` alone would let a trailing newline through ("n2\n").
 ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")

@@ -37,7 +37,7 @@ def check_name(name: Any) -> str:
     """Why ``name`` cannot name a group ('' when it can): 1-20 printable characters, no
     leading or trailing space."""
     if not isinstance(name, str) or not name:
-        return "a group name is 1-{} characters, e.g. \"관심종목 2\"".format(MAX_NAME_CHARS)
+        return 'a group name is 1-{} characters, e.g. "관심종목 2"'.format(MAX_NAME_CHARS)
     if len(name) > MAX_NAME_CHARS:
         return "a group name is at most {} characters, got {}".format(MAX_NAME_CHARS, len(name))
     if name != name.strip():

@@ -22,10 +22,7 @@ def groups_of(engine):
 
 def quotes_of(tap, code, after=0):
     return [
-        q
-        for e in tap.of_type("quotes")[after:]
-        for q in e["data"]["items"]
-        if q["code"] == code
+        q for e in tap.of_type("quotes")[after:] for q in e["data"]["items"] if q["code"] == code
     ]
 
 
@@ -117,7 +114,9 @@ def test_bad_group_commands_are_refused_in_words(engine_factory):
     assert "only group" in error({"cmd": "watchgroup_delete", "group": DEFAULT})
     for n in range(2, wg.MAX_GROUPS + 1):
         assert engine.send({"cmd": "watchgroup_save", "group": "g{}".format(n), "codes": []})["ok"]
-    assert "at most 20 groups" in error({"cmd": "watchgroup_save", "group": "one more", "codes": []})
+    assert "at most 20 groups" in error(
+        {"cmd": "watchgroup_save", "group": "one more", "codes": []}
+    )
     # too many codes: 2,000 in one command (the parser's cap), then 1,001 more
     codes = ["Z{:05d}".format(i) for i in range(1, 2001)]
     more = ["Z{:05d}".format(i) for i in range(2001, 3002)]

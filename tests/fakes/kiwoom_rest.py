@@ -602,7 +602,11 @@ class FakeKiwoomRest:
         """종목정보 리스트: camelCase keys, ``lastPrice`` zero-padded, ``nxtEnable`` "Y"/"N"."""
         mrkt_tp = body.get("mrkt_tp")
         if not isinstance(mrkt_tp, str) or not mrkt_tp:
-            return 200, {"return_code": 2, "return_msg": "필수 입력 값이 없습니다[1511:mrkt_tp]"}, {}
+            return (
+                200,
+                {"return_code": 2, "return_msg": "필수 입력 값이 없습니다[1511:mrkt_tp]"},
+                {},
+            )
         market_name = {"0": "거래소", "10": "코스닥"}.get(mrkt_tp, "")
         rows = [{"code": code, "name": name, "listCount": "0000000010000000",
                  "auditInfo": "정상", "regDay": "20000101",
