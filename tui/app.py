@@ -553,13 +553,9 @@ class KiwoomConsole(TriggerActions, HtsActions, App[None]):
                     return
             subscribe(codes)
 
-        where = f" {self.store.group}" if self.store.group else ""
+        where = self.store.group or "watchlist"
         self.push_screen(
-            PromptScreen(
-                f"Add to{where or ' the watchlist'}: code(s) or part of a name, "
-                "e.g. 005930 하이닉스"
-            ),  # fmt: skip
-            done,
+            PromptScreen(f"Add to {where}: code(s) or part of a name, e.g. 005930 하이닉스"), done
         )
 
     def _group_args(self, **args: Any) -> dict[str, Any]:

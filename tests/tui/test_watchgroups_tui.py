@@ -144,14 +144,14 @@ async def test_groups_title_switch_add_new_and_delete(
         await connected(app, pilot)
         wl = app.main.watchlist
         assert app.store.groups == ["관심종목 1", "관심종목 2"]
-        assert wl.border_title == "관심종목 1 (1/2)"
+        assert wl.border_title == "Watchlist · 관심종목 1 (1/2)"
         responder = Responder(aredis, prefix, answer)
         try:
             await pilot.press("g")
             await until(pilot.pause, lambda: wl.keys == ["000270"], 10, "the other group")
             assert responder.commands[-1].cmd == "watchgroup_select"
             assert responder.commands[-1].group == "관심종목 2"
-            assert wl.border_title == "관심종목 2 (2/2)"
+            assert wl.border_title == "Watchlist · 관심종목 2 (2/2)"
             # add acts on the group shown
             await pilot.press("a")
             assert "관심종목 2" in str(app.screen.question)
@@ -168,7 +168,7 @@ async def test_groups_title_switch_add_new_and_delete(
                 "watchgroup_save",
                 "watchgroup_select",
             ]
-            assert wl.keys == [] and wl.border_title == "관심종목 3 (3/3)"
+            assert wl.keys == [] and wl.border_title == "Watchlist · 관심종목 3 (3/3)"
             # delete asks first
             await pilot.press("D")
             assert isinstance(app.screen, ConfirmScreen)
@@ -176,7 +176,7 @@ async def test_groups_title_switch_add_new_and_delete(
             await until(pilot.pause, lambda: app.store.group == "관심종목 1", 10, "the delete")
             assert responder.commands[-1].cmd == "watchgroup_delete"
             assert responder.commands[-1].group == "관심종목 3"
-            assert wl.border_title == "관심종목 1 (1/2)"
+            assert wl.border_title == "Watchlist · 관심종목 1 (1/2)"
         finally:
             await responder.close()
 

@@ -25,10 +25,10 @@ from ..widgets.table import KeyedTable
 
 
 def group_title(groups: list[str], group: str) -> str:
-    """The watchlist panel's title with the group shown: ``관심종목 2 (2/3)``."""
+    """The watchlist panel's title with the group shown: ``Watchlist · 관심종목 2 (2/3)``."""
     if len(groups) > 1 and group in groups:
-        return f"{group} ({groups.index(group) + 1}/{len(groups)})"
-    return group
+        return f"Watchlist · {group} ({groups.index(group) + 1}/{len(groups)})"
+    return f"Watchlist · {group}"
 
 
 TITLES = {"watchlist": "Watchlist", "surge": "Surge", "positions": "Positions", "orders": "Orders"}
