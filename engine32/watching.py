@@ -156,6 +156,7 @@ class Watching:
             raise self._refuse(exc) from None
         self._switch(before, self.engine.books.watchlist)
         self._changed()
+        self.engine.publish_status()  # P:engine watchgroup: other consoles follow
         log.info("watchlist group %r deleted (%d code(s))", command.group, len(codes))
         out: Dict[str, Any] = {"group": command.group, "removed": codes}
         out.update(self.groups.summary())
@@ -171,6 +172,7 @@ class Watching:
             raise self._refuse(exc) from None
         self._switch(before, self.engine.books.watchlist)
         self._changed()
+        self.engine.publish_status()  # P:engine watchgroup: other consoles follow
         out: Dict[str, Any] = dict(self.groups.summary())
         out["watchlist"] = list(self.engine.books.watchlist)
         return out

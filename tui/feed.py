@@ -264,6 +264,10 @@ class Feed:
             st.info = {_text(k): _text(v) for k, v in engine.items()}
         st.writer = {_text(k): _text(v) for k, v in writer.items()}
         self.store.dirty.status = True
+        active = st.info.get("watchgroup", "")
+        if active and self.store.groups and active != self.store.group:
+            # Another console (or a script) switched the engine's watchlist group.
+            self._want_resync = self._want_resync or "watchlist group"
         names_at = st.info.get("names_at", "")
         if names_at != self._names_at:
             # At start, and when the engine (re)wrote P:state:names: read the list once.

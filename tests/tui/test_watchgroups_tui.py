@@ -198,3 +198,23 @@ def test_group_names_are_stored_as_the_engine_reads_them() -> None:
     assert json.loads(fields["단타"]) == {"pos": 2, "active": True, "codes": []}
     groups, active = wg.decode({k.encode(): v.encode() for k, v in fields.items()})
     assert [g.name for g in groups] == ["관심종목 1", "단타"] and active == "단타"
+
+
+async def test_a_switch_by_another_console_is_followed(redis_url, redis_client, prefix) -> None:
+    app = seeded(redis_url, redis_client, prefix)
+    groups = [("관심종목 1", tui_seed.WATCHLIST), ("관심종목 2", ["000270"])]
+    seed_groups(redis_client, prefix, groups, "관심종목 1")
+    redis_client.hset(Keys(prefix).engine, "watchgroup", "관심종목 1")
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(app, pilot)
+        assert app.store.group == "관심종목 1"
+        # what the engine writes when someone else selects 관심종목 2
+        seed_groups(redis_client, prefix, groups, "관심종목 2")
+        redis_client.hset(Keys(prefix).engine, "watchgroup", "관심종목 2")
+        assert app.feed.bus is not None
+        await app.feed._poll(app.feed.bus)  # the once-a-second poll of P:engine
+        await until(pilot.pause, lambda: app.store.group == "관심종목 2", 10, "the resync")
+        app.flush()
+        await pilot.pause(0.1)
+        assert app.main.watchlist.keys == ["000270"]
+        assert app.main.watchlist.border_title == "Watchlist · 관심종목 2 (2/2)"
