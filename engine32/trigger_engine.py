@@ -275,9 +275,13 @@ class TriggerEngine:
 
     # -- the quote path ----------------------------------------------------------------------
     def on_quote(self, quote: Any) -> None:
-        """Called only for codes in :attr:`codes` (the engine tests that first)."""
+        """Called only for a quote outside its code's filter band (the engine tests that
+        first): it may move trailing marks or cross a trigger."""
         code = quote.code
-        sell_px, buy_px = prices_of(quote, self.settings.price_source)
+        if self.every_quote:
+            sell_px, buy_px = prices_of(quote, self.settings.price_source)
+        else:  # the last trade price for both sides
+            sell_px = buy_px = quote.price
         if self.status.halted:
             self._note_halt_crossings(code, sell_px, buy_px)
             return

@@ -188,19 +188,17 @@ class Trigger:
 BIG = 10**15
 
 
-def _floor(x: float) -> int:
-    return -BIG if x == -INF else (BIG if x == INF else int(math.floor(x)))
-
-
-def _ceil(x: float) -> int:
-    return BIG if x == INF else (-BIG if x == -INF else int(math.ceil(x)))
-
-
 class _CodeIndex:
-    """The armed triggers of one code and the four thresholds a quote is compared with."""
+    """The armed triggers of one code and the four thresholds a quote is compared with.
+
+    The thresholds of fixed-price triggers change only when a trigger is armed, disarmed or
+    modified (:meth:`recompute`); a new high or low moves only the trailing marks
+    (:meth:`move_marks`, which visits the trailing triggers alone)."""
 
     __slots__ = (
         "triggers",
+        "trailing",
+        "fixed",
         "lo",
         "hi",
         "sell_down",
@@ -216,31 +214,82 @@ class _CodeIndex:
         self.recompute()
 
     def recompute(self) -> None:
-        self.sell_down = self.buy_down = -INF  # fire when price <= this
-        self.sell_up = self.buy_up = INF  # fire when price >= this
-        self.trail_hi = INF  # a sell trailing mark moves when price > this
-        self.trail_lo = -INF  # a buy trailing mark moves when price < this
+        """Everything from scratch (a trigger came, went or changed its prices)."""
+        sell_down = buy_down = -INF  # fire when price <= this
+        sell_up = buy_up = INF  # fire when price >= this
+        trailing = []
         for t in self.triggers:
             if t.kind == TRAILING:
+                trailing.append(t)
+            elif t.side == "sell":
                 if t.down:
-                    self.trail_hi = min(self.trail_hi, t.mark if t.mark > 0 else -INF)
+                    sell_down = max(sell_down, t.level)
                 else:
-                    self.trail_lo = max(self.trail_lo, t.mark if t.mark > 0 else INF)
-            if t.side == "sell":
-                if t.down:
-                    self.sell_down = max(self.sell_down, t.level)
-                else:
-                    self.sell_up = min(self.sell_up, t.level)
+                    sell_up = min(sell_up, t.level)
             elif t.down:
-                self.buy_down = max(self.buy_down, t.level)
+                buy_down = max(buy_down, t.level)
             else:
-                self.buy_up = min(self.buy_up, t.level)
+                buy_up = min(buy_up, t.level)
+        self.trailing: List[Trigger] = trailing
+        #: the thresholds of the fixed-price triggers alone
+        self.fixed = (sell_down, sell_up, buy_down, buy_up)
+        self._combine()
+
+    def move_marks(self, sell_px: int, buy_px: int, moved: Dict[str, Trigger]) -> None:
+        """A new high (sell side) or low (buy side): the trailing marks it passes follow it."""
+        for t in self.trailing:
+            if t.down:  # a sell trailing stop: its mark is the high since armed
+                if sell_px > t.mark and sell_px > 0:
+                    t.mark = sell_px
+                    if t.trail_ticks:
+                        t.update_level()
+                    else:  # as update_level() does it, without the call
+                        t.level = sell_px * (100.0 - (t.trail_pct or 0.0)) / 100.0
+                    moved[t.trigger_id] = t
+            elif buy_px > 0 and (t.mark <= 0 or buy_px < t.mark):
+                t.mark = buy_px
+                t.update_level()
+                moved[t.trigger_id] = t
+        self._combine()
+
+    def _combine(self) -> None:
+        """The thresholds from the fixed ones and the trailing marks (runs on every new high
+        or low of a code with trailing stops: written for speed, no calls)."""
+        sell_down, sell_up, buy_down, buy_up = self.fixed
+        trail_hi = INF  # a sell trailing mark moves when price > this
+        trail_lo = -INF  # a buy trailing mark moves when price < this
+        for t in self.trailing:
+            # A sell trailing stop fires down on the sell side, a buy one up on the buy side.
+            if t.down:
+                mark = t.mark if t.mark > 0 else -INF
+                if mark < trail_hi:
+                    trail_hi = mark
+                if t.level > sell_down:
+                    sell_down = t.level
+            else:
+                mark = t.mark if t.mark > 0 else INF
+                if mark > trail_lo:
+                    trail_lo = mark
+                if t.level < buy_up:
+                    buy_up = t.level
+        self.sell_down = sell_down
+        self.sell_up = sell_up
+        self.buy_down = buy_down
+        self.buy_up = buy_up
+        self.trail_hi = trail_hi
+        self.trail_lo = trail_lo
         # The engine's one test per quote (on the last price): anything at or below ``lo``
         # or at or above ``hi`` may fire a trigger or move a trailing mark.
         # (A mark moves only on a strictly new high or low: prices are whole KRW, hence ±1.)
         # Whole numbers, so the test compares ints (faster than int against float).
-        self.lo = _floor(max(self.sell_down, self.buy_down, self.trail_lo - 1))
-        self.hi = _ceil(min(self.sell_up, self.buy_up, self.trail_hi + 1))
+        lo = sell_down if sell_down > buy_down else buy_down
+        if trail_lo - 1 > lo:
+            lo = trail_lo - 1
+        hi = sell_up if sell_up < buy_up else buy_up
+        if trail_hi + 1 < hi:
+            hi = trail_hi + 1
+        self.lo = -BIG if lo == -INF else (BIG if lo == INF else math.floor(lo))
+        self.hi = BIG if hi == INF else (-BIG if hi == -INF else math.ceil(hi))
 
 
 class _Always:
@@ -321,10 +370,7 @@ class TriggerBook:
         if index is None:
             return []
         if sell_px > index.trail_hi or buy_px < index.trail_lo:
-            for t in index.triggers:
-                if t.kind == TRAILING and t.move_mark(sell_px if t.side == "sell" else buy_px):
-                    self.marks_moved[t.trigger_id] = t
-            index.recompute()
+            index.move_marks(sell_px, buy_px, self.marks_moved)
         if (sell_px > 0 and (sell_px <= index.sell_down or sell_px >= index.sell_up)) or (
             buy_px > 0 and (buy_px <= index.buy_down or buy_px >= index.buy_up)
         ):
