@@ -562,7 +562,8 @@ class Engine(BrokerListener):
         self.status.broker_message = message
         if connected and not was:
             log.info("broker ready: %s", message or "connected")
-            self._streamed = set(self.books.traded_codes()) - set(self.books.watchlist)
+            # Held codes, open orders, triggers and alerts stream whatever group is active.
+            self._streamed = self.watching.needed_elsewhere() - set(self.books.watchlist)
             streams = list(dict.fromkeys(list(self.books.watchlist) + list(self._streamed)))
             if streams:
                 self.broker.subscribe(streams)
