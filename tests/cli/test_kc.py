@@ -47,6 +47,9 @@ def test_send_reads_key_value_arguments_keeping_codes_as_text():
     cmd = parse_args_to_command(["subscribe", "codes=005930,000660"])
     assert cmd["codes"] == ["005930", "000660"]
     assert parse_args_to_command(['{"cmd":"ping"}']) == {"cmd": "ping"}
+    # a watchlist group is a name, even one that reads as a number; codes= is an empty list
+    cmd = parse_args_to_command(["watchgroup_save", "group=2", "codes="])
+    assert cmd == {"cmd": "watchgroup_save", "group": "2", "codes": []}
     with pytest.raises(ValueError):
         parse_args_to_command(["buy", "qty"])
 
