@@ -23,7 +23,7 @@ from core.protocol.events import Account, Book, Fill, LogRecord, Order, Position
 from . import __version__
 from .books import Books
 from .brokers import create_broker
-from .brokers.base import Broker, BrokerListener
+from .brokers.base import Broker, BrokerListener, Result
 from .consumer import CommandConsumer, Taken
 from .depth import KeptState, MarketDepth
 from .dispatcher import Dispatcher, EngineStatus, Hooks
@@ -572,6 +572,7 @@ class Engine(BrokerListener):
             self._load_master()
         elif was and not connected:
             log.warning("broker connection lost: %s", message)
+            self._master_asked = False  # the next connect asks again, whatever became of it
         self.publish_status()
         if connected and not was:
             self.triggers.on_connection(True)
@@ -585,7 +586,7 @@ class Engine(BrokerListener):
         self._master_asked = True
         self.broker.master_list(self._master_loaded)
 
-    def _master_loaded(self, result: Any) -> None:
+    def _master_loaded(self, result: Result) -> None:
         self._master_asked = False
         if not result.ok:
             log.warning("no master list from the broker: %s", result.message)
