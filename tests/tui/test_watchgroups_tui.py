@@ -188,6 +188,10 @@ async def test_without_groups_the_title_stays_and_g_says_why(
     async with app.run_test(size=SIZE) as pilot:
         await connected(app, pilot)
         assert app.main.watchlist.border_title == "Watchlist"
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for shown in ("Next group  [g]", "Previous group  [G]", "New group  [N]",
+                      "Delete group  [D]"):  # fmt: skip
+            assert shown in titles, titles
         await pilot.press("g")
         await pilot.pause(0.1)
         assert any("N makes another" in m for _, _, m in app.notices), list(app.notices)
