@@ -9,6 +9,7 @@ import json
 import subprocess
 import time
 
+from core.protocol import krx
 from core.protocol import watchgroups as wg
 
 DEFAULT = wg.DEFAULT_GROUP
@@ -44,16 +45,41 @@ def test_groups_save_select_and_stream_only_the_active_group(engine, tap):
     assert saved["result"]["unknown"] == ["999999"]
     assert saved["result"]["groups"] == [DEFAULT, "관심종목 2"]
     assert saved["result"]["active"] == DEFAULT
-    # Not active: nothing of it streams.
-    time.sleep(0.5)
-    assert not quotes_of(tap, "086520")
-
     # Hold one code of the default group: it must keep streaming after the switch.
     held = engine.redis.lrange(engine.keys.state_watchlist, 0, -1)[0]
     buy = engine.send({"cmd": "buy", "code": held, "qty": 1, "type": "market"})
     assert buy["ok"], buy
     tap.wait_for(lambda e: e["type"] == "fill", what="the fill of the held code")
     dropped = engine.redis.lrange(engine.keys.state_watchlist, 0, -1)[1]
+
+    def trade(code, price):
+        """One sim trade at ``price``: quoted only while the code streams."""
+        assert engine.send({"cmd": "sim_price", "code": code, "price": price})["ok"]
+
+    def quoted(code, price):
+        return any(q["price"] == price for q in quotes_of(tap, code))
+
+    def marker(price):
+        """The held code quoted at ``price``: every trade asked before it is in by then."""
+        trade(held, price)
+        tap.wait_for(
+            lambda e: (
+                e["type"] == "quotes"
+                and any(q["code"] == held and q["price"] == price for q in e["data"]["items"])
+            ),
+            timeout=8,
+            what="the held code's marker trade",
+        )
+
+    base = {c: json.loads(engine.redis.hget(engine.keys.state_quotes, c))["price"]
+            for c in (held, dropped)}  # fmt: skip
+    odd = {c: krx.snap_down(int(p * 0.8)) for c, p in base.items()}  # a price the walk avoids
+    # Before: the inactive group does not stream; the code about to be dropped does.
+    trade("086520", krx.snap_down(68000))
+    trade(dropped, odd[dropped])
+    marker(krx.next_tick(odd[held]))
+    assert quoted(dropped, odd[dropped]), "the check below could not fail"
+    assert not quotes_of(tap, "086520")
 
     selected = engine.send({"cmd": "watchgroup_select", "group": "관심종목 2"})
     assert selected["ok"], selected
@@ -62,21 +88,13 @@ def test_groups_save_select_and_stream_only_the_active_group(engine, tap):
     assert engine.redis.lrange(engine.keys.state_watchlist, 0, -1) == ["086520", "247540"]
     names, active, _ = groups_of(engine)
     assert active == "관심종목 2"
-    mark = len(tap.of_type("quotes"))
-    tap.wait_for(
-        lambda e: e["type"] == "quotes" and any(q["code"] == "247540" for q in e["data"]["items"]),
-        timeout=8,
-        what="a quote of the selected group",
-    )
-    tap.wait_for(
-        lambda e: e["type"] == "quotes" and any(q["code"] == held for q in e["data"]["items"]),
-        timeout=8,
-        what="a quote of the held code after the switch",
-    )
-    time.sleep(1.0)
-    before = len(quotes_of(tap, dropped, mark))
-    time.sleep(1.5)
-    assert len(quotes_of(tap, dropped, mark)) == before, "the unheld code still streams"
+    # After: the selected group streams, the held code too, the dropped one no more.
+    after = krx.next_tick(odd[dropped])
+    trade(dropped, after)
+    trade("247540", krx.snap_down(120000))
+    marker(odd[held])
+    assert quoted("247540", krx.snap_down(120000))
+    assert not quoted(dropped, after), "the code that left the watchlist still streams"
 
     # add / remove act on the named group; the default stays as it was
     sub = engine.send({"cmd": "subscribe", "codes": ["000270"], "group": DEFAULT})
