@@ -86,6 +86,7 @@ def test_status_reports_the_engine_and_fails_when_it_is_down(engine):
     out = kc("status", *target(engine))
     assert out.returncode == 0, out.stderr
     assert "engine: ready (sim sim)" in out.stdout
+    assert "watchlist: group 관심종목 1; master list " in out.stdout
     info = json.loads(kc("status", "--json", *target(engine)).stdout)
     assert info["engine_alive"] and info["engine"]["run_id"]
     engine.kill()
