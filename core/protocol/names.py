@@ -61,6 +61,7 @@ class Keys:
         self.state_book_codes = p + ":state:book_codes"
         self.state_alerts = p + ":state:alerts"
         self.state_triggers = p + ":state:triggers"
+        self.state_trigger_marks = p + ":state:trigger_marks"
 
     def reply(self, cmd_id: str) -> str:
         """The list the engine LPUSHes the reply to command ``cmd_id`` onto."""
@@ -97,4 +98,5 @@ class Keys:
             self.state_book_codes,
             self.state_alerts,
             self.state_triggers,
+            self.state_trigger_marks,
         )
