@@ -467,7 +467,7 @@ class Engine(BrokerListener):
         self.depth.on_quote(quote)
         f = self._trigger_filters.get(quote.code)
         if f is not None and not f.lo < quote.price < f.hi:
-            self.triggers.on_quote(quote)
+            self.triggers.on_quote(quote, f)
         if self.surge is not None:
             code = quote.code
             alert = self.surge.update(

@@ -130,9 +130,13 @@ class Trigger:
     # -- wire form ---------------------------------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
         out = {name: getattr(self, name) for name in FIELDS}
-        level = self.level
-        out["level"] = int(level) if -INF < level < INF else 0  # 0: not known yet
+        out["level"] = self.wire_level()
         return out
+
+    def wire_level(self) -> int:
+        """The level as it is sent: whole KRW, 0 while not known yet."""
+        level = self.level
+        return int(level) if -INF < level < INF else 0
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "Trigger":
@@ -235,7 +239,7 @@ class _CodeIndex:
         self.fixed = (sell_down, sell_up, buy_down, buy_up)
         self._combine()
 
-    def move_marks(self, sell_px: int, buy_px: int, moved: Dict[str, Trigger]) -> None:
+    def move_marks(self, sell_px: int, buy_px: int, moved: List[Trigger]) -> None:
         """A new high (sell side) or low (buy side): the trailing marks it passes follow it."""
         for t in self.trailing:
             if t.down:  # a sell trailing stop: its mark is the high since armed
@@ -245,11 +249,11 @@ class _CodeIndex:
                         t.update_level()
                     else:  # as update_level() does it, without the call
                         t.level = sell_px * (100.0 - (t.trail_pct or 0.0)) / 100.0
-                    moved[t.trigger_id] = t
+                    moved.append(t)
             elif buy_px > 0 and (t.mark <= 0 or buy_px < t.mark):
                 t.mark = buy_px
                 t.update_level()
-                moved[t.trigger_id] = t
+                moved.append(t)
         self._combine()
 
     def _combine(self) -> None:
@@ -311,7 +315,9 @@ class TriggerBook:
     def __init__(self) -> None:
         self.all: Dict[str, Trigger] = {}
         self._armed: Dict[str, _CodeIndex] = {}
-        self.marks_moved: Dict[str, Trigger] = {}  # trailing marks not yet flushed
+        #: trailing stops whose mark moved since the last flush (repeats allowed: a list
+        #: append is the cheapest record on the quote path; the flush dedupes)
+        self.marks_moved: List[Trigger] = []
         self.parents: Dict[str, List[Trigger]] = {}  # bracket buy command id → its legs
 
     def __len__(self) -> int:
@@ -363,12 +369,16 @@ class TriggerBook:
     def codes(self) -> Iterable[str]:
         return self._armed.keys()
 
-    def on_price(self, code: str, sell_px: int, buy_px: int) -> List[Trigger]:
+    def on_price(
+        self, code: str, sell_px: int, buy_px: int, index: "Optional[_CodeIndex]" = None
+    ) -> List[Trigger]:
         """The armed triggers of ``code`` crossed at these prices, in arming order; trailing
-        marks move first. O(1) unless something crosses or a mark moves."""
-        index = self._armed.get(code)
+        marks move first. O(1) unless something crosses or a mark moves. ``index``: the
+        code's index when the caller has it already (the engine's filter band)."""
         if index is None:
-            return []
+            index = self._armed.get(code)
+            if index is None:
+                return []
         if sell_px > index.trail_hi or buy_px < index.trail_lo:
             index.move_marks(sell_px, buy_px, self.marks_moved)
         if (sell_px > 0 and (sell_px <= index.sell_down or sell_px >= index.sell_up)) or (

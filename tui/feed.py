@@ -29,7 +29,7 @@ from core.protocol.errors import ProtocolError
 from core.protocol.events import Fill, Order, Surge
 
 from .state import Store
-from .triggers import TriggerChange, TriggerEvent
+from .triggers import TriggerChange, TriggerEvent, TriggerMarksEvent, TriggerMarksMoved
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,8 @@ def message_for(item: Any) -> FeedMessage | None:
         return ReplyEvent(item)
     if isinstance(item, TriggerChange):
         return TriggerEvent(item.data)
+    if isinstance(item, TriggerMarksMoved):
+        return TriggerMarksEvent()
     return None
 
 

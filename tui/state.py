@@ -26,7 +26,7 @@ from core.protocol.events import (
 )
 
 from .names import KNOWN_NAMES
-from .triggers import TriggerChange, TriggerStore
+from .triggers import TriggerChange, TriggerMarksMoved, TriggerStore
 
 #: Points in a watchlist sparkline.
 SPARK_POINTS = 24
@@ -395,6 +395,13 @@ class Store:
         if t == "trigger":
             trigger = self.triggers.apply(data)
             return [TriggerChange(trigger)] if trigger else []
+        if t == "trigger_marks":
+            codes = self.triggers.apply_marks(data)
+            if not codes:
+                return []
+            self.dirty.positions.update(codes)
+            self.dirty.positions_rows = True
+            return [TriggerMarksMoved()]
         return []
 
     def set_watchlist(self, codes: list[str]) -> None:

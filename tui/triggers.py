@@ -36,6 +36,20 @@ class TriggerStore:
         self.by_id[data["trigger_id"]] = data
         return data
 
+    def apply_marks(self, data: Any) -> set[str]:
+        """A ``trigger_marks`` event (``[[trigger_id, mark, level], …]``): the codes whose
+        trailing stops moved."""
+        codes: set[str] = set()
+        rows = data.get("marks") if isinstance(data, dict) else None
+        for row in rows if isinstance(rows, list) else ():
+            if not (isinstance(row, list) and len(row) == 3):
+                continue
+            t = self.by_id.get(row[0]) if isinstance(row[0], str) else None
+            if t is not None and all(type(v) is int for v in row[1:]):  # noqa: E721
+                t["mark"], t["level"] = row[1], row[2]
+                codes.add(t.get("code", ""))
+        return codes
+
     def load(self, raw: dict[Any, Any]) -> None:
         self.by_id.clear()
         for value in raw.values():
@@ -226,6 +240,9 @@ class TriggerActions:
             if isinstance(screen, TriggersScreen):
                 screen.refresh_rows()
 
+    def on_trigger_marks_event(self: KiwoomConsole, message: Any) -> None:
+        self.refresh_trigger_views()
+
     def on_trigger_event(self: KiwoomConsole, message: Any) -> None:
         """A trigger changed: repaint its position's marks; a fire (and a problem) notifies."""
         t = message.trigger
@@ -259,6 +276,16 @@ class TriggerChange:
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.data = data
+
+
+class TriggerMarksMoved:
+    """What :meth:`tui.state.Store.apply` returns for a ``trigger_marks`` event."""
+
+    __slots__ = ()
+
+
+class TriggerMarksEvent(Message):
+    """Posted by the feed when trailing marks moved (the positions repaint by themselves)."""
 
 
 class TriggerEvent(Message):

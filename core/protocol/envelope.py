@@ -29,6 +29,7 @@ EVENT_TYPES = (
     "book",
     "alert",
     "trigger",
+    "trigger_marks",
 )
 
 #: Which Pub/Sub topic each envelope type is published on.
@@ -47,6 +48,7 @@ TOPIC_OF_TYPE = {
     "book": "book",
     "alert": "alert",
     "trigger": "trigger",
+    "trigger_marks": "trigger",
 }
 
 

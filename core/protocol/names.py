@@ -61,6 +61,7 @@ class Keys:
         self.state_book_codes = p + ":state:book_codes"
         self.state_alerts = p + ":state:alerts"
         self.state_triggers = p + ":state:triggers"
+        self.state_trigger_marks = p + ":state:trigger_marks"
         #: code → Korean name: the broker's master list (KOSPI + KOSDAQ), for search by name
         self.state_names = p + ":state:names"
         #: group name → JSON {"pos", "active", "codes"}: the named watchlist groups
@@ -101,6 +102,7 @@ class Keys:
             self.state_book_codes,
             self.state_alerts,
             self.state_triggers,
+            self.state_trigger_marks,
             self.state_names,
             self.state_watchgroups,
         )

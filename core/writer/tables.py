@@ -601,7 +601,9 @@ def _alert(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:
 
 #: Event types the writer reads and acknowledges but never stores: order books (one per code
 #: per quote flush, only the latest matters: ``P:state:book``).
-SKIPPED_TYPES = frozenset(("book",))
+#: Not stored: the order book (a live view), and trailing marks moving (every trigger event
+#: that changes a status carries the mark of that moment).
+SKIPPED_TYPES = frozenset(("book", "trigger_marks"))
 
 
 def _trigger(env: Envelope, ts: datetime.datetime) -> list[tuple[Table, tuple]]:

@@ -315,9 +315,21 @@ def test_trailing_mark_is_flushed_to_redis(engine, tap, pct):
     )["result"]["trigger_id"]
     high = krx.next_tick(last, 10)
     engine.send({"cmd": "sim_price", "code": CODE, "price": high})
+    # Saved within one flush (1 s) in P:state:trigger_marks, told in a trigger_marks event.
     _wait(
-        lambda: (_state(engine, tid) or {}).get("mark", 0) >= high, timeout=5, what="mark flushed"
+        lambda: int(engine.redis.hget(engine.keys.state_trigger_marks, tid) or 0) >= high,
+        timeout=5,
+        what="mark flushed",
     )
+    moved = tap.wait_for(
+        lambda e: (
+            e["type"] == "trigger_marks"
+            and any(row[0] == tid and row[1] >= high for row in e["data"]["marks"])
+        ),
+        what="trigger_marks with the new high",
+    )
+    row = next(r for r in moved["data"]["marks"] if r[0] == tid)
+    assert row[2] == int(row[1] * (100 - pct) / 100)  # the level that fires it now
     drop = krx.snap_down(int(high * (100 - pct) / 100) - 1)
     engine.send({"cmd": "sim_price", "code": CODE, "price": drop})
     fired = _wait_status(engine, tid, "fired")
@@ -364,3 +376,44 @@ def test_a_modified_bracket_buy_keeps_its_bracket_and_a_refused_one_cancels_it(e
     legs = [json.loads(v) for v in engine.redis.hvals(engine.keys.state_triggers)]
     leg = next(t for t in legs if t["parent"] == "bkt-big")
     assert leg["status"] == "cancelled" and "refused" in leg["reason"]
+
+
+def test_a_restart_keeps_the_saved_trailing_mark(engine_factory):
+    """The mark saved in P:state:trigger_marks (not in the trigger JSON) survives a kill -9:
+    the restarted engine arms the trailing stop from it, and a fall below its level fires."""
+    first = engine_factory()
+    first.wait_ready()
+    assert first.send({"cmd": "buy", "code": CODE, "qty": 2, "type": "market"})["ok"]
+    _wait(lambda: _position(first) == 2, what="position")
+    last = _last(first)
+    pct = 5.0
+    tid = first.send(
+        {
+            "cmd": "trigger_add",
+            "code": CODE,
+            "side": "sell",
+            "qty": "position",
+            "kind": "trailing",
+            "trail_pct": pct,
+        }
+    )["result"]["trigger_id"]
+    _wait(lambda: _state(first, tid) is not None, what="trigger saved")
+    high = krx.next_tick(last, 20)
+    first.send({"cmd": "sim_price", "code": CODE, "price": high})
+    _wait(
+        lambda: int(first.redis.hget(first.keys.state_trigger_marks, tid) or 0) >= high,
+        what="mark flushed",
+    )
+    assert _state(first, tid)["mark"] < high  # only the marks hash has it
+    first.kill()
+    second = engine_factory(prefix=first.prefix)
+    second.wait_ready()
+    _wait(lambda: (_state(second, tid) or {}).get("mark", 0) >= high, what="mark reloaded")
+    level = high * (100 - pct) / 100
+    assert _state(second, tid)["level"] == int(level)
+    # Between the old mark's level and the saved one's: fires only with the saved mark.
+    between = krx.snap_down(int(level) - 1)
+    assert between > int(last * (100 - pct) / 100)
+    second.send({"cmd": "sim_price", "code": CODE, "price": between})
+    fired = _wait_status(second, tid, "fired")
+    assert fired["fired_price"] <= level

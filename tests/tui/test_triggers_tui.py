@@ -9,7 +9,7 @@ import json
 import pytest
 from tui_helpers import until
 
-from core.protocol.krx import prev_tick
+from core.protocol.krx import next_tick, prev_tick
 from tui.app import KiwoomConsole
 from tui.screens.confirm import PromptScreen
 from tui.screens.ticket import TicketScreen
@@ -120,3 +120,33 @@ async def test_buy_ticket_bracket_and_the_triggers_list_cancels(tui_config, engi
         )
         raw = engine.redis.hvals(engine.keys.state_triggers)
         assert sorted(json.loads(v)["status"] for v in raw) == ["armed", "cancelled"]
+
+
+async def test_a_trailing_stop_on_a_position_row_follows_a_new_high(tui_config, engine) -> None:
+    """The trailing mark moves in the engine; the position row's ``~level`` follows it within
+    a flush (a ``trigger_marks`` event), with no full trigger event for the move."""
+    assert engine.send({"cmd": "buy", "code": CODE, "qty": 2, "type": "market"})["ok"]
+    app = KiwoomConsole(tui_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        await until(pilot.pause, lambda: app.store.positions.get(CODE), 10, "the position")
+        await pilot.press("3")
+        await until(pilot.pause, lambda: app.main.selected_code() == CODE, 5, "row selected")
+        await pilot.press("t")
+        assert isinstance(app.screen, PromptScreen)
+        await pilot.press(*"5%", "enter")
+        await until(pilot.pause, lambda: app.store.triggers.live(CODE), 10, "the trailing stop")
+        high = next_tick(app.store.last_price(CODE), 40)
+        assert engine.send({"cmd": "sim_price", "code": CODE, "price": high})["ok"]
+        level = int(high * 95 / 100)
+        await until(
+            pilot.pause,
+            lambda: f"~{level:,}" in app.store.triggers.marks(CODE),
+            10,
+            f"the row's trailing level {level:,}",
+        )
+        row = app.main.positions
+        column = next(c for c in row.columns if c.key == "triggers")
+        await until(
+            pilot.pause, lambda: f"~{level:,}" in row.cell(CODE, column)[0], 5, "the row repainted"
+        )

@@ -66,13 +66,19 @@ class Harness:
         self.broker = _Broker()
         self.consumer = _Consumer()
         self.events: List[Dict[str, Any]] = []
+        self.marks: List[List[Any]] = []  # trigger_marks rows: [trigger_id, mark, level]
+        self.marks_state: List[Any] = []
         self.orders: List[Dict[str, Any]] = []
         self.books.on_position(Position(CODE, 1000, START))
         self.trig = TriggerEngine(self, "redis://127.0.0.1:1/0")
         self.trig.loaded = True
 
     def emit(self, etype: str, data: Dict[str, Any], state: Any = ()) -> None:
-        self.events.append(dict(data))
+        if etype == "trigger_marks":
+            self.marks.extend(data["marks"])
+            self.marks_state.extend(state)
+        else:
+            self.events.append(dict(data))
 
     def publish_watchlist(self) -> None:
         pass
@@ -287,12 +293,17 @@ def test_expiry_and_the_trailing_mark_flush_happen_on_the_timer():
     trail = h.add(side="sell", qty=1, kind="trailing", trail_ticks=20)
     h.quote(START)  # code tracked from now on
     h.events.clear()
+    h.marks.clear()
+    h.quote(krx.next_tick(START, 1))
     h.quote(krx.next_tick(START, 3))
-    assert h.events == []  # a mark move alone writes nothing at once
+    assert h.events == [] and h.marks == []  # a mark move alone writes nothing at once
     h.trig.tick()
-    flushed = [e for e in h.events if e["trigger_id"] == trail]
-    assert flushed and flushed[-1]["mark"] == krx.next_tick(START, 3)
-    assert flushed[-1]["level"] == krx.prev_tick(krx.next_tick(START, 3), 20)
+    high = krx.next_tick(START, 3)
+    # one row per moved trigger (two moves, one row), no full trigger event
+    assert h.marks == [[trail, high, krx.prev_tick(high, 20)]] and h.events == []
+    assert h.marks_state == [("HSET", h.keys.state_trigger_marks, trail, high)]
+    h.trig.tick()
+    assert len(h.marks) == 1  # nothing moved: nothing written
     h.trig.book.get(stop).expires = 1
     h.trig.tick()
     assert h.status_of(stop) == "expired" and h.status_of(trail) == "armed"
