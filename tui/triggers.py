@@ -316,6 +316,17 @@ def bracket_inputs() -> Any:
             yield Input("", id="take_profit", placeholder="none")
 
 
+def bracket_words(fields: dict[str, Any]) -> str:
+    """``stop 69,000 / take-profit +5 % of the fill`` for a buy's bracket fields ('' if none)."""
+    parts = []
+    for name, words, sign in (("stop_loss", "stop", "-"), ("take_profit", "take-profit", "+")):
+        if name in fields:
+            parts.append(f"{words} {fields[name]:,}")
+        elif name + "_pct" in fields:
+            parts.append(f"{words} {sign}{fields[name + '_pct']:g}% of the fill")
+    return " / ".join(parts)
+
+
 def bracket_fields(screen: Any) -> tuple[dict[str, Any], str]:
     """The ``buy`` fields for what the ticket's bracket row holds, or ({}, why not)."""
     from textual.css.query import NoMatches

@@ -100,7 +100,10 @@ async def test_buy_ticket_bracket_and_the_triggers_list_cancels(tui_config, engi
         ticket.query_one("#take_profit").value = "5%"
         order, why = ticket.build_order()
         assert why == "" and order["stop_loss_pct"] == 3.0 and order["take_profit_pct"] == 5.0
-        ticket.submit()
+        ticket.submit()  # the review names the bracket it will attach
+        await until(pilot.pause, lambda: ticket.has_class("-reviewing"), 5, "the review")
+        review = str(ticket.query_one("#ticket-hint").render())
+        assert "stop -3% of the fill / take-profit +5% of the fill" in review, review
         ticket.submit()
         await until(pilot.pause, lambda: len(app.store.triggers.live(CODE)) == 2, 10, "the bracket")
         await until(
