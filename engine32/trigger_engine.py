@@ -28,7 +28,7 @@ import logging
 import os
 import signal
 import time
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
 
 from core.protocol import Command, ProtocolError, krx, now_ms
 from core.protocol.errors import (
@@ -124,6 +124,23 @@ def _take_saved_mark(trigger: Trigger, saved: Any) -> None:
         trigger.update_level()
 
 
+def _trigger_orders(raw_orders: Iterable[Any]) -> Dict[str, str]:
+    """cmd_id → order_id of the trigger orders (``trg-…``) in ``P:state:orders`` as the
+    previous run left it: which in-flight orders the broker had accepted before a crash."""
+    found: Dict[str, str] = {}
+    for text in raw_orders:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            continue
+        if not isinstance(data, dict):
+            continue
+        cmd_id, order_id = data.get("cmd_id"), data.get("order_id")
+        if isinstance(cmd_id, str) and cmd_id.startswith("trg-") and isinstance(order_id, str):
+            found[cmd_id] = order_id
+    return found
+
+
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
@@ -149,6 +166,8 @@ class TriggerEngine:
         #: with price_source "quote_side" the filter on the last price is not enough
         self.every_quote = self.settings.price_source == "quote_side"
         self.loaded = False
+        #: cmd_id → order_id of trigger orders the previous run saw accepted (see load)
+        self._orders_before: Dict[str, str] = {}
         self._recovered = False
         self._was_halted = False
         self.fired_count = 0
@@ -168,6 +187,7 @@ class TriggerEngine:
             try:
                 raw = client.hgetall(self.keys.state_triggers)
                 marks = client.hgetall(self.keys.state_trigger_marks)
+                orders = client.hvals(self.keys.state_orders) if raw else []
             finally:
                 client.close()
         except Exception as exc:  # noqa: BLE001 - Redis away: retried when the broker connects
@@ -188,6 +208,7 @@ class TriggerEngine:
                 trigger.reason = "re-armed after an engine restart"
             self.book.add(trigger)
             self._track(trigger)
+        self._orders_before = _trigger_orders(orders)
         self.loaded = True
         if raw:
             log.info(
@@ -346,15 +367,17 @@ class TriggerEngine:
                     self._fire(t, sell_px if t.side == "sell" else buy_px)
 
     def _note_halt_crossings(self, code: str, sell_px: int, buy_px: int) -> None:
-        """While halted: remember which suspended triggers a quote crossed (for resume)."""
+        """While halted: trailing marks keep following the price (a halt stops sending, not
+        watching: the stop still locks in the gain made meanwhile), and each suspended
+        trigger remembers whether a quote crossed it (for resume)."""
         for tid in self.codes.get(code, ()):
             t = self.book.get(tid)
-            if (
-                t is not None
-                and t.status == SUSPENDED
-                and not t.halt_crossed
-                and t.crossed(sell_px if t.side == "sell" else buy_px)
-            ):
+            if t is None or t.status != SUSPENDED:
+                continue
+            px = sell_px if t.side == "sell" else buy_px
+            if t.kind == TRAILING and t.move_mark(px):
+                self.book.marks_moved.append(t)
+            if not t.halt_crossed and t.crossed(px):
                 t.halt_crossed = True
 
     def _stale_by_exchange_time(self, quote: Any) -> str:
@@ -562,6 +585,11 @@ class TriggerEngine:
             self._fired(t, "", "error", "its order failed: {}: {}".format(code, message))
 
     def _fired(self, t: Trigger, order_id: str, outcome: str, reason: str) -> None:
+        if outcome == "unknown" and t.cmd_id in self._orders_before:
+            # The previous run saw the broker accept it: the order did go out.
+            order_id = self._orders_before[t.cmd_id]
+            outcome = "sent"
+            reason = "order {} was accepted before the engine restarted".format(order_id)
         t.order_id = order_id
         t.outcome = outcome
         if t.status == ARMED:
@@ -849,7 +877,7 @@ class TriggerEngine:
         moved = self.book.marks_moved
         if moved:
             self.book.marks_moved = []
-            live = [t for t in dict.fromkeys(moved) if t.status == ARMED]
+            live = [t for t in dict.fromkeys(moved) if t.status in (ARMED, SUSPENDED)]
             if live:
                 self.publish_marks(live)
         gone = self.book.prune(self.settings.keep_final_s * 1000, now)

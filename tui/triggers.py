@@ -80,7 +80,8 @@ class TriggerStore:
         return None
 
     def marks(self, code: str) -> str:
-        """``S 68,000  T 75,000  ~67,900`` for a position's row ('' when none)."""
+        """``S68,000 T75,000 ~67,900`` for a position's row ('' when none): compact, so that
+        all three fit the Positions panel at 120 columns."""
         parts = []
         for t in self.live(code):
             if t.get("side") != "sell":
@@ -90,10 +91,8 @@ class TriggerStore:
             if t.get("status") == "suspended":
                 text += "‖"
             kind = t.get("kind")
-            parts.append(
-                ("S " if kind == "stop" else "T " if kind == "take_profit" else "~") + text
-            )
-        return "  ".join(sorted(parts))
+            parts.append(("S" if kind == "stop" else "T" if kind == "take_profit" else "~") + text)
+        return " ".join(sorted(parts))
 
 
 def parse_level(text: str, kind: str, avg_price: int, last_price: int) -> tuple[dict, str]:
@@ -314,6 +313,17 @@ def bracket_inputs() -> Any:
         with Vertical(classes="field"):
             yield Label("Take-profit (price or %)", classes="field-label")
             yield Input("", id="take_profit", placeholder="none")
+
+
+def bracket_words(fields: dict[str, Any]) -> str:
+    """``stop 69,000 / take-profit +5 % of the fill`` for a buy's bracket fields ('' if none)."""
+    parts = []
+    for name, words, sign in (("stop_loss", "stop", "-"), ("take_profit", "take-profit", "+")):
+        if name in fields:
+            parts.append(f"{words} {fields[name]:,}")
+        elif name + "_pct" in fields:
+            parts.append(f"{words} {sign}{fields[name + '_pct']:g}% of the fill")
+    return " / ".join(parts)
 
 
 def bracket_fields(screen: Any) -> tuple[dict[str, Any], str]:

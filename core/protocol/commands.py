@@ -408,6 +408,7 @@ def _parse(raw: Union[bytes, bytearray, str, Dict[str, Any]]) -> Command:
         fields.update(_parse_order(check))
         if cmd_name == "buy":
             fields.update(parse_bracket(check))
+            _bracket_around_price(check, fields)
     elif cmd_name in TRIGGER_COMMANDS:
         fields["args"] = parse_trigger_args(check, cmd_name)
     elif cmd_name == SIM_PRICE:
@@ -646,3 +647,24 @@ def decode_reply(raw: Union[bytes, str]) -> Dict[str, Any]:
         if not isinstance(err, dict) or err.get("code") not in ERROR_CODES:
             raise ProtocolError(BAD_JSON, "failed reply has no valid error")
     return obj
+
+
+def _bracket_around_price(check: Any, fields: Dict[str, Any]) -> None:
+    """A limit buy fills at its price or lower: a stop-loss at or above that price would sell
+    the moment it fills, a take-profit at or below it likewise. Both are typing mistakes."""
+    price = fields.get("price")
+    if fields.get("type") != LIMIT or not price:
+        return
+    stop, take = fields.get("stop_loss"), fields.get("take_profit")
+    if stop is not None and stop >= price:
+        raise check.fail(
+            "stop_loss",
+            "stop_loss {:,} is not below the buy price {:,}: it would sell as soon as the buy "
+            "fills".format(stop, price),
+        )
+    if take is not None and take <= price:
+        raise check.fail(
+            "take_profit",
+            "take_profit {:,} is not above the buy price {:,}: it would sell as soon as the buy "
+            "fills".format(take, price),
+        )

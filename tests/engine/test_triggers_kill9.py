@@ -125,3 +125,45 @@ def test_kill9_at_each_step_gives_at_most_one_order(
     seen = second.redis.get(second.keys.seen(cmd_prefix + "1"))
     assert seen is not None and seen != "running"
     assert second.redis.get(second.keys.seen(cmd_prefix + "2")) is None
+
+
+def test_an_order_in_flight_at_a_crash_that_the_broker_had_accepted_is_sent_not_unknown(
+    engine_factory,
+):
+    """The crash came after the broker's acceptance reached ``P:state:orders`` (a Kiwoom REST
+    접수 can arrive before the order's HTTP answer) but before the reply: ``P:seen`` says
+    running. The restarted engine finds the order the previous run recorded and says ``sent``
+    with its id, instead of ``unknown``; it never sends it again."""
+    first = engine_factory(env={"KC_TRIGGER_CRASH_AT": "after_send"})
+    first.wait_ready()
+    last = _last(first)
+    level = krx.next_tick(last, 5)
+    tid = first.send(
+        {"cmd": "trigger_add", "code": CODE, "side": "buy", "qty": 1, "kind": "stop",
+         "trigger_price": level}
+    )["result"]["trigger_id"]  # fmt: skip
+    first.push({"cmd": "sim_price", "code": CODE, "price": krx.next_tick(level, 3)})
+    first.proc.wait(20)
+    assert first.proc.returncode == -9, first.tail()
+    cmd_id = "trg-{}-1".format(tid)
+    assert first.redis.get(first.keys.seen(cmd_id)) == "running"
+    # what the broker's acceptance had written before the kill (the sim answers first)
+    accepted = {"order_id": "0000123", "cmd_id": cmd_id, "code": CODE, "side": "buy", "qty": 1,
+                "status": "accepted", "kind": "market", "price": 0}  # fmt: skip
+    first.redis.hset(first.keys.state_orders, "0000123", json.dumps(accepted))
+
+    second = engine_factory(prefix=first.prefix)
+    second.wait_ready(timeout=30)
+    _wait(lambda: (_trigger(second, tid) or {}).get("status") == "fired", 15, "fired", second)
+    time.sleep(0.5)
+    final = _trigger(second, tid)
+    assert final["outcome"] == "sent" and final["order_id"] == "0000123", final
+    assert "accepted before the engine restarted" in final["reason"]
+    assert second.redis.get(second.keys.seen("trg-{}-2".format(tid))) is None
+    orders = [
+        e for e in _events(second)
+        if e["type"] == "order" and e["data"]["cmd_id"].startswith("trg-{}-".format(tid))
+        and e["run"] == second.engine_hash()["run_id"]
+    ]  # fmt: skip
+    # only the recorded order, restored by the sim's account: no second one
+    assert {e["data"]["order_id"] for e in orders} <= {"0000123"}, orders

@@ -60,13 +60,13 @@ async def test_stop_set_from_a_position_row_fires_and_notifies(tui_config, engin
             raise AssertionError(str(list(app.notices)) + str(app.screen)) from None
         await until(
             pilot.pause,
-            lambda: f"S {stop:,}" in app.store.triggers.marks(CODE),
+            lambda: f"S{stop:,}" in app.store.triggers.marks(CODE),
             5,
             "the S mark on the position",
         )
         row = app.main.positions
         assert (
-            f"S {stop:,}" in row.cell(CODE, next(c for c in row.columns if c.key == "triggers"))[0]
+            f"S{stop:,}" in row.cell(CODE, next(c for c in row.columns if c.key == "triggers"))[0]
         )
         # the price trades through the stop (sim-only command)
         assert engine.send({"cmd": "sim_price", "code": CODE, "price": prev_tick(stop, 30)})["ok"]
@@ -100,7 +100,10 @@ async def test_buy_ticket_bracket_and_the_triggers_list_cancels(tui_config, engi
         ticket.query_one("#take_profit").value = "5%"
         order, why = ticket.build_order()
         assert why == "" and order["stop_loss_pct"] == 3.0 and order["take_profit_pct"] == 5.0
-        ticket.submit()
+        ticket.submit()  # the review names the bracket it will attach
+        await until(pilot.pause, lambda: ticket.has_class("-reviewing"), 5, "the review")
+        review = str(ticket.query_one("#ticket-hint").render())
+        assert "stop -3% of the fill / take-profit +5% of the fill" in review, review
         ticket.submit()
         await until(pilot.pause, lambda: len(app.store.triggers.live(CODE)) == 2, 10, "the bracket")
         await until(
@@ -149,4 +152,32 @@ async def test_a_trailing_stop_on_a_position_row_follows_a_new_high(tui_config, 
         column = next(c for c in row.columns if c.key == "triggers")
         await until(
             pilot.pause, lambda: f"~{level:,}" in row.cell(CODE, column)[0], 5, "the row repainted"
+        )
+
+
+async def test_the_stop_tp_column_shows_all_three_marks_at_120_columns(tui_config, engine) -> None:
+    """S, T and ~ together are wider than the column's 18 cells: on a 120-column screen the
+    column takes the spare width instead of cutting the take-profit to ``T74,80…``."""
+    assert engine.send({"cmd": "buy", "code": CODE, "qty": 2, "type": "market"})["ok"]
+    app = KiwoomConsole(tui_config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(app, pilot)
+        await until(pilot.pause, lambda: app.store.positions.get(CODE), 10, "the position")
+        last = app.store.last_price(CODE)
+        for kind, extra in (
+            ("stop", {"trigger_price": prev_tick(last, 20)}),
+            ("take_profit", {"trigger_price": next_tick(last, 30)}),
+            ("trailing", {"trail_pct": 2}),
+        ):
+            cmd = {"cmd": "trigger_add", "code": CODE, "side": "sell", "qty": "position"}
+            assert engine.send(dict(cmd, kind=kind, **extra))["ok"]
+        await until(pilot.pause, lambda: len(app.store.triggers.live(CODE)) == 3, 10, "3 live")
+        marks = app.store.triggers.marks(CODE)
+        assert len(marks) > 18 and "…" not in marks
+        table = app.main.positions
+        await until(
+            pilot.pause,
+            lambda: marks in table.render_line(1).text,
+            5,
+            f"the whole {marks!r} on the row",
         )

@@ -88,6 +88,16 @@ def test_bracket_fields_on_a_buy():
                 )
             )
         assert words in info.value.message
+    limit = {"cmd": "buy", "id": "b3", "code": "005930", "qty": 1, "price": 71000}
+    for extra, field in (
+        ({"stop_loss": 71000}, "stop_loss"),
+        ({"take_profit": 70900}, "take_profit"),
+    ):
+        with pytest.raises(ProtocolError, match="sell as soon as the buy fills") as info:
+            parse_command(dict(limit, **extra))
+        assert info.value.field == field
+    ok = parse_command(dict(limit, stop_loss=70900, take_profit=71100))
+    assert (ok.stop_loss, ok.take_profit) == (70900, 71100)
     with pytest.raises(ProtocolError, match="needs an id"):
         parse_command(
             {"cmd": "buy", "code": "005930", "qty": 1, "type": "market", "stop_loss_pct": 3}

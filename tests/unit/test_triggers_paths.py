@@ -333,3 +333,28 @@ def test_a_crossing_during_the_halt_is_remembered_even_if_the_price_came_back():
     f.trig.on_status()
     f.quote(START)  # (the harness answers queued orders as quotes come)
     assert f.status_of(tid) == "fired" and len(f.orders) == 1
+
+
+def test_a_trailing_mark_keeps_following_the_price_while_halted():
+    """A halt stops sending, not watching: the high made during the halt moves the mark (and is
+    saved), and a fall below the level from that high counts as a crossing for resume."""
+    h = Harness()
+    h.quote(START)
+    tid = h.add(side="sell", qty=1, kind="trailing", trail_ticks=5)
+    h.quote(START)
+    h.status.halted = True
+    h.trig.on_status()
+    assert h.status_of(tid) == "suspended"
+    high = krx.next_tick(START, 10)
+    h.quote(high)
+    t = h.trig.book.get(tid)
+    assert t.mark == high and t.level == krx.prev_tick(high, 5)
+    h.marks.clear()
+    h.trig.tick()
+    assert h.marks == [[tid, high, krx.prev_tick(high, 5)]]  # saved while halted too
+    h.quote(krx.prev_tick(high, 6))  # below the level from the new high, above the old one
+    h.quote(high)  # and back up
+    h.status.halted = False
+    h.trig.on_status()
+    assert h.status_of(tid) == "suspended" and "during the halt" in t.reason
+    assert h.orders == []

@@ -31,7 +31,7 @@ from core.protocol.krx import (
 
 from ..actions import TICKET, bindings
 from ..keymap import display_keys
-from ..triggers import bracket_fields, bracket_inputs
+from ..triggers import bracket_fields, bracket_inputs, bracket_words
 from ..widgets import fmt
 from ..widgets import venues as venue_words
 
@@ -539,11 +539,14 @@ class TicketScreen(ModalScreen[dict[str, Any] | None]):
         elif self.reviewing:
             what = f"{verb} {code} {qty:,} @ {'market' if self.kind == MARKET else f'{price:,}'}"
             what += f" on {self.venue or 'KRX'}"
+            bracket = bracket_words(bracket_fields(self)[0]) if self.side == BUY else ""
             hint.update(
                 Text.assemble(
                     ("Send ", "bold"),
                     (what, "bold reverse"),
-                    (f" = {value:,} KRW ? ", "bold"),
+                    (f" = {value:,} KRW", "bold"),
+                    (f" + {bracket}" if bracket else "", "bold"),
+                    (" ? ", "bold"),
                     ("Enter send  Esc edit", "dim"),
                 )
             )

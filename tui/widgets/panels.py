@@ -103,7 +103,7 @@ class PositionsTable(StoreTable):
         Column("pnl_pct", "P&L%", 7, "right"),
         Column("value", "Value", 12, "right", priority=4),
         Column("realized", "Realised", 11, "right", priority=3),
-        Column("triggers", "Stop/TP", 18, priority=1),
+        Column("triggers", "Stop/TP", 18, priority=1, grow=12),
     )
     placeholder = "no positions"
 

@@ -8,7 +8,7 @@ Subclasses say what a cell holds (:meth:`cell`); columns that do not fit are dro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -37,6 +37,9 @@ class Column:
     #: Where a too-long text is cut: "end" (``삼성전…``) or "middle" (``에코…비엠``), for
     #: names that share a long prefix (에코프로비엠, 에코프로에이치엔) and must stay distinct.
     cut: str = "end"
+    #: Up to this many more cells when the table is wider than its columns need (spare width
+    #: goes to such columns in order): a text that is often long gets room on a wide screen.
+    grow: int = 0
 
 
 Cell = tuple[str, Style]
@@ -226,6 +229,12 @@ class KeyedTable(Widget, can_focus=True):
             if worst.priority <= 0:
                 break
             chosen.remove(worst)
+        spare = width - (sum(c.width for c in chosen) + len(chosen) - 1)
+        for i, col in enumerate(chosen):
+            if spare > 0 and col.grow:
+                extra = min(spare, col.grow)
+                chosen[i] = replace(col, width=col.width + extra)
+                spare -= extra
         layout: list[tuple[Column, int]] = []
         x = 0
         for col in chosen:
