@@ -134,9 +134,15 @@ class Trigger:
         return out
 
     def wire_level(self) -> int:
-        """The level as it is sent: whole KRW, 0 while not known yet."""
+        """The level as it is sent: the price on the KRX tick grid at which it fires (a sell
+        trailing stop 2 % under 73,600 is at 72,128, and fires at 72,100 or lower: 72,100 is
+        sent), 0 while not known yet."""
         level = self.level
-        return int(level) if -INF < level < INF else 0
+        if not -INF < level < INF:
+            return 0
+        if self.down:
+            return krx.snap_down(math.floor(level))
+        return krx.snap_up(math.ceil(level))
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "Trigger":

@@ -329,7 +329,8 @@ def test_trailing_mark_is_flushed_to_redis(engine, tap, pct):
         what="trigger_marks with the new high",
     )
     row = next(r for r in moved["data"]["marks"] if r[0] == tid)
-    assert row[2] == int(row[1] * (100 - pct) / 100)  # the level that fires it now
+    # the level that fires it now, on the tick grid (the highest price at or under it)
+    assert row[2] == krx.snap_down(int(row[1] * (100 - pct) / 100))
     drop = krx.snap_down(int(high * (100 - pct) / 100) - 1)
     engine.send({"cmd": "sim_price", "code": CODE, "price": drop})
     fired = _wait_status(engine, tid, "fired")
@@ -410,7 +411,7 @@ def test_a_restart_keeps_the_saved_trailing_mark(engine_factory):
     second.wait_ready()
     _wait(lambda: (_state(second, tid) or {}).get("mark", 0) >= high, what="mark reloaded")
     level = high * (100 - pct) / 100
-    assert _state(second, tid)["level"] == int(level)
+    assert _state(second, tid)["level"] == krx.snap_down(int(level))
     # Between the old mark's level and the saved one's: fires only with the saved mark.
     between = krx.snap_down(int(level) - 1)
     assert between > int(last * (100 - pct) / 100)

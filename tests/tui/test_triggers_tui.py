@@ -9,7 +9,7 @@ import json
 import pytest
 from tui_helpers import until
 
-from core.protocol.krx import next_tick, prev_tick
+from core.protocol.krx import next_tick, prev_tick, snap_down
 from tui.app import KiwoomConsole
 from tui.screens.confirm import PromptScreen
 from tui.screens.ticket import TicketScreen
@@ -141,7 +141,7 @@ async def test_a_trailing_stop_on_a_position_row_follows_a_new_high(tui_config, 
         await until(pilot.pause, lambda: app.store.triggers.live(CODE), 10, "the trailing stop")
         high = next_tick(app.store.last_price(CODE), 40)
         assert engine.send({"cmd": "sim_price", "code": CODE, "price": high})["ok"]
-        level = int(high * 95 / 100)
+        level = snap_down(int(high * 95 / 100))  # on the tick grid
         await until(
             pilot.pause,
             lambda: f"~{level:,}" in app.store.triggers.marks(CODE),
@@ -181,3 +181,15 @@ async def test_the_stop_tp_column_shows_all_three_marks_at_120_columns(tui_confi
             5,
             f"the whole {marks!r} on the row",
         )
+        await pilot.press("T")  # the list: status and why are on screen at 120 columns
+        screen = app.screen
+        assert isinstance(screen, TriggersScreen)
+        await pilot.pause(0.1)
+        dt = screen.query_one("#triggers-table")
+        right = 0
+        for column in dt.columns.values():
+            right += column.get_render_width(dt)
+            if str(column.label) == "Why":
+                break
+        assert right <= dt.size.width, (right, dt.size.width)
+        assert dt.get_row_at(0)[6] == "armed"

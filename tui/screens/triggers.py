@@ -15,7 +15,9 @@ from ..triggers import KIND_WORDS, parse_level
 if TYPE_CHECKING:
     from ..app import KiwoomConsole
 
-COLUMNS = ("Id", "Code", "Kind", "Side", "Qty", "Level", "Mark", "Order", "OCO", "Status", "Why")
+#: What a trader reads first comes first (status and why before the ids, which are for
+#: scripts): a 120-column screen shows through "Why".
+COLUMNS = ("Code", "Kind", "Side", "Qty", "Level", "Mark", "Status", "Why", "Order", "OCO", "Id")
 
 
 class TriggersScreen(ModalScreen[None]):
@@ -51,17 +53,17 @@ class TriggersScreen(ModalScreen[None]):
         for t in rows:
             level = t.get("level") or t.get("trigger_price") or 0
             table.add_row(
-                t.get("trigger_id", ""),
                 t.get("code", ""),
                 KIND_WORDS.get(t.get("kind", ""), t.get("kind", "")),
                 str(t.get("side", "")).upper(),
                 f"{t.get('qty')}",
                 f"{level:,}" if level else "-",
                 f"{t.get('mark') or 0:,}" if t.get("kind") == "trailing" else "",
-                f"{t.get('order_type', '')}",
-                t.get("oco") or "",
                 t.get("status", ""),
                 (t.get("reason") or "")[:60],
+                f"{t.get('order_type', '')}",
+                t.get("oco") or "",
+                t.get("trigger_id", ""),
                 key=t.get("trigger_id"),
             )
         self.query_one("#triggers-empty", Label).update(
