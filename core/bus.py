@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.config import Config, redact
-from core.protocol import Command, Keys, decode_reply, make_command
+from core.protocol import Command, Keys, decode_reply, make_command, watchgroups
 from core.protocol.errors import ProtocolError
 
 #: The engine's heartbeat key is written with ``PX 3000`` and refreshed every second.
@@ -45,6 +45,9 @@ class Snapshot:
     watchlist: list[str] = field(default_factory=list)
     engine: dict[str, str] = field(default_factory=dict)
     alive: bool = False
+    #: ``P:state:watchgroups``: (name, codes) in order, and the active group ('' none kept)
+    groups: list[tuple[str, list[str]]] = field(default_factory=list)
+    active_group: str = ""
 
     @property
     def run(self) -> str:
@@ -130,7 +133,19 @@ class Bus:
             pipe.lrange(k.state_surge, 0, -1)
             pipe.lrange(k.state_watchlist, 0, -1)
             pipe.exists(k.engine_alive)
-            engine, quotes, positions, orders, account, surge, watch, alive = await pipe.execute()
+            pipe.hgetall(k.state_watchgroups)
+            (
+                engine,
+                quotes,
+                positions,
+                orders,
+                account,
+                surge,
+                watch,
+                alive,
+                groups_raw,
+            ) = await pipe.execute()
+        groups, active = watchgroups.decode(groups_raw)
         surge_items = []
         for raw in surge:
             try:
@@ -148,7 +163,15 @@ class Bus:
             watchlist=[_text(c) for c in watch],
             engine={_text(a): _text(b) for a, b in engine.items()},
             alive=bool(alive),
+            groups=[(g.name, list(g.codes)) for g in groups],
+            active_group=active or "",
         )
+
+    async def read_names(self) -> dict[str, str]:
+        """``P:state:names``: the broker's master list, code → Korean name (one HGETALL of
+        about 2,700 short fields; read at start and when the engine says it changed)."""
+        raw = await self.redis.hgetall(self.keys.state_names)
+        return {_text(code): _text(name) for code, name in raw.items()}
 
     async def engine_info(self) -> dict[str, str]:
         raw = await self.redis.hgetall(self.keys.engine)

@@ -42,8 +42,8 @@ def parse_args_to_command(words: List[str]) -> Dict[str, Any]:
             obj[key] = json.loads(text)
         except ValueError:
             obj[key] = text
-        if key in ("code", "order_id", "id"):
-            obj[key] = text  # keep leading zeros: 005930 is a code, not a number
+        if key in ("code", "order_id", "id", "group"):
+            obj[key] = text  # keep leading zeros: 005930 is a code, not a number; group=1 a name
     return obj
 
 

@@ -72,6 +72,14 @@ def render(info: Dict[str, Any]) -> List[str]:
             " | NXT {}".format(words(eng["session_nxt"])) if eng.get("session_nxt") else "",
         )
         lines.append("market: " + market)
+    if eng.get("watchgroup"):  # issue 10: the group streamed, and the broker's master list
+        names = eng.get("names", "0")
+        lines.append(
+            "watchlist: group {}; master list {}".format(
+                eng["watchgroup"],
+                "{:,} names".format(int(names)) if names.isdigit() and int(names) else "not read",
+            )
+        )
     writer = info["writer"]
     if writer:
         lines.append(

@@ -151,6 +151,30 @@ def _kept_depth(config: Any, url: str) -> Any:
         return None
 
 
+def _kept_groups(config: Any, url: str, watchlist: Optional[List[str]]) -> Any:
+    """The watchlist groups a previous run kept in ``P:state:watchgroups``; without them (or
+    Redis) one group "관심종목 1" holding the watchlist (the previous run's or the config's)."""
+    import redis
+
+    from core.protocol import Keys
+
+    from .watchgroups import WatchGroups, read_kept
+
+    initial = config.engine.watchlist if watchlist is None else watchlist
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            groups, active = read_kept(client, Keys(config.redis.prefix))
+        finally:
+            client.close()
+    except redis.RedisError as exc:
+        log.warning("watchlist groups not read back (%s)", exc)
+        return WatchGroups(initial=initial)
+    if groups:
+        log.info("kept from the last run: %d watchlist group(s), active %r", len(groups), active)
+    return WatchGroups(groups, active, initial=initial)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     if args.check_trs:
@@ -201,7 +225,12 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         engine = Engine(
-            config, url, watchlist=watchlist, on_stopped=stopped, kept=_kept_depth(config, url)
+            config,
+            url,
+            watchlist=watchlist,
+            on_stopped=stopped,
+            kept=_kept_depth(config, url),
+            groups=_kept_groups(config, url, watchlist),
         )
     except Exception as exc:  # noqa: BLE001 - a broker that cannot be built ends the run, in words
         log.exception("cannot start the engine: %s", exc)

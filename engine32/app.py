@@ -23,7 +23,7 @@ from core.protocol.events import Account, Book, Fill, LogRecord, Order, Position
 from . import __version__
 from .books import Books
 from .brokers import create_broker
-from .brokers.base import Broker, BrokerListener
+from .brokers.base import Broker, BrokerListener, Result
 from .consumer import CommandConsumer, Taken
 from .depth import KeptState, MarketDepth
 from .dispatcher import Dispatcher, EngineStatus, Hooks
@@ -31,6 +31,8 @@ from .logsetup import attach_event_handler
 from .publisher import Event, Op, Publisher, QuotesEvent, ReplyEvent, Writes, dumps
 from .risk import RiskLimits
 from .trigger_engine import TriggerEngine
+from .watchgroups import WatchGroups
+from .watching import Watching
 
 log = logging.getLogger("engine32.app")
 
@@ -73,6 +75,7 @@ class Engine(BrokerListener):
         broker_factory: Callable[[Any, BrokerListener], Broker] = create_broker,
         on_stopped: Optional[Callable[[int], None]] = None,
         kept: Optional[KeptState] = None,
+        groups: Optional[WatchGroups] = None,
     ) -> None:
         self.config = config
         self.keys = Keys(config.redis.prefix)
@@ -82,7 +85,13 @@ class Engine(BrokerListener):
         self.seq = 0
         self.on_stopped = on_stopped
         self.status = EngineStatus()
-        self.books = Books(config.engine.watchlist if watchlist is None else watchlist)
+        self.books = Books(
+            config.engine.watchlist if watchlist is None else watchlist, groups=groups
+        )
+        #: The broker's master list (code → name), written to P:state:names; and when.
+        self.master_names: Dict[str, str] = {}
+        self.master_at = 0
+        self._master_asked = False
         self.surge_list: Deque[str] = collections.deque(maxlen=SURGE_KEEP)
         #: Codes streamed for positions and open orders, beyond the watchlist.
         self._streamed: Set[str] = set()
@@ -134,6 +143,8 @@ class Engine(BrokerListener):
         )
         self.depth = MarketDepth(self, kept)
         self.depth.register(self.dispatcher)
+        self.watching = Watching(self)
+        self.watching.register(self.dispatcher)
         self.triggers = TriggerEngine(self, redis_url)
         self._trigger_filters = self.triggers.filters  # the quote path's one test
         for name, run in (
@@ -347,6 +358,9 @@ class Engine(BrokerListener):
             "session_nxt": self.broker.market_session_nxt(),
             "session_note": self.broker.market_note(),
             "nxt_codes": ",".join(c for c in self.books.watchlist if self.broker.nxt_eligible(c)),
+            "watchgroup": self.books.groups.active,
+            "names": len(self.master_names),
+            "names_at": self.master_at,
         }
 
     def publish_status(self) -> None:
@@ -358,9 +372,13 @@ class Engine(BrokerListener):
         self.emit("status", fields, [tuple(flat)])
 
     def publish_watchlist(self) -> None:
-        self.publisher.put(
-            Writes(self._replace_list(self.keys.state_watchlist, self.books.watchlist))
-        )
+        """``P:state:watchlist`` (the active group's codes) and ``P:state:watchgroups``."""
+        self.publisher.put(Writes(self._watch_ops()))
+
+    def _watch_ops(self) -> List[Op]:
+        ops = self._replace_list(self.keys.state_watchlist, self.books.watchlist)
+        ops += self._replace_hash(self.keys.state_watchgroups, self.books.groups.encode())
+        return ops
 
     def snapshot(self) -> Dict[str, Any]:
         """Rewrite every ``P:state:*`` key and ``P:engine`` from the books; say what was written."""
@@ -415,7 +433,9 @@ class Engine(BrokerListener):
         )
         account = self.books.account.to_dict() if self.books.account is not None else {}
         ops += self._replace_hash(self.keys.state_account, account)
-        ops += self._replace_list(self.keys.state_watchlist, self.books.watchlist)
+        ops += self._watch_ops()
+        if self.master_names:  # kept from the last run until the broker's list replaces it
+            ops += self._replace_hash(self.keys.state_names, self.master_names)
         ops += self.depth.snapshot_ops()
         if include_surge and self.surge_list:
             ops += self._replace_list(self.keys.state_surge, list(self.surge_list))
@@ -542,17 +562,57 @@ class Engine(BrokerListener):
         self.status.broker_message = message
         if connected and not was:
             log.info("broker ready: %s", message or "connected")
-            self._streamed = set(self.books.traded_codes()) - set(self.books.watchlist)
+            # Held codes, open orders, triggers and alerts stream whatever group is active.
+            self._streamed = self.watching.needed_elsewhere() - set(self.books.watchlist)
             streams = list(dict.fromkeys(list(self.books.watchlist) + list(self._streamed)))
             if streams:
                 self.broker.subscribe(streams)
             self.depth.on_connected()
             self.publish_watchlist()
+            self._load_master()
         elif was and not connected:
             log.warning("broker connection lost: %s", message)
+            self._master_asked = False  # the next connect asks again, whatever became of it
         self.publish_status()
         if connected and not was:
             self.triggers.on_connection(True)
+
+    # -- the broker's master list (P:state:names) ---------------------------------------------
+    def _load_master(self) -> None:
+        """Ask the broker for its code → name list once the broker is ready (every (re)connect:
+        a new day may list new codes); the answer comes later, on the Qt thread."""
+        if self._master_asked:
+            return
+        self._master_asked = True
+        self.broker.master_list(self._master_loaded)
+
+    def _master_loaded(self, result: Result) -> None:
+        self._master_asked = False
+        if not result.ok:
+            log.warning("no master list from the broker: %s", result.message)
+            return
+        listings = (result.value or {}).get("listings") or {}
+        names = {code: item.name for code, item in listings.items() if item.name}
+        if not names:
+            log.warning("the broker's master list is empty; P:state:names left as it was")
+            return
+        markets: Dict[str, int] = collections.Counter(
+            item.market or "other" for item in listings.values()
+        )
+        log.info(
+            "master list: %d codes (%s)",
+            len(names),
+            ", ".join("{} {}".format(m, n) for m, n in sorted(markets.items())),
+        )
+        self.master_names = names
+        self.master_at = now_ms()
+        known = self.books.names
+        for code, name in names.items():
+            if not known.get(code):  # '' is cached for codes the broker could not name
+                known[code] = name
+        # One pipeline on the publisher thread: the Qt thread only builds the list.
+        self.publisher.put(Writes(self._replace_hash(self.keys.state_names, names)))
+        self.publish_status()  # names / names_at: consoles reload the list
 
     def on_restart_needed(self, words: str) -> None:
         """The broker can only recover in a new process (Kiwoom's -106): stop as on SIGTERM

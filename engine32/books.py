@@ -8,6 +8,8 @@ from typing import Dict, Iterable, List, NamedTuple, Optional
 
 from core.protocol.events import BUY, SELL, Account, Order, Position, Quote
 
+from .watchgroups import WatchGroups
+
 
 class Exposure(NamedTuple):
     """What the books say about one code when an order is checked."""
@@ -23,14 +25,14 @@ class Exposure(NamedTuple):
 class Books:
     """Latest known state, keyed as the ``P:state:*`` hashes are."""
 
-    def __init__(self, watchlist: Iterable[str] = ()) -> None:
+    def __init__(self, watchlist: Iterable[str] = (), groups: Optional[WatchGroups] = None) -> None:
         self.orders: Dict[str, Order] = {}
         self.positions: Dict[str, Position] = {}
         self.quotes: Dict[str, Quote] = {}
         self.account: Optional[Account] = None
         self.names: Dict[str, str] = {}
-        self.watchlist: List[str] = []
-        self.watch(watchlist)
+        #: The named watchlist groups; the active one is the watchlist (engine32.watchgroups).
+        self.groups = groups if groups is not None else WatchGroups(initial=list(watchlist))
 
     # -- updates from the broker -------------------------------------------------------------
     def on_order(self, order: Order) -> None:
@@ -50,17 +52,19 @@ class Books:
         self.quotes[quote.code] = quote
 
     # -- watchlist -------------------------------------------------------------------------
-    def watch(self, codes: Iterable[str]) -> List[str]:
-        """Add codes to the watchlist; returns those that were not on it."""
-        added = [c for c in dict.fromkeys(codes) if c not in self.watchlist]
-        self.watchlist.extend(added)
-        return added
+    @property
+    def watchlist(self) -> List[str]:
+        """The codes streamed for the watchlist: the active group's (read only)."""
+        return self.groups.active_codes
+
+    def watch(self, codes: Iterable[str], strict: bool = False) -> List[str]:
+        """Add codes to the watchlist (the active group); returns those that were not on it.
+        ``strict``: refuse past the group's size limit (``GroupError``)."""
+        return self.groups.add(self.groups.active, list(codes), strict=strict)
 
     def unwatch(self, codes: Iterable[str]) -> List[str]:
         """Remove codes from the watchlist; returns those that were on it."""
-        gone = [c for c in dict.fromkeys(codes) if c in self.watchlist]
-        self.watchlist = [c for c in self.watchlist if c not in gone]
-        return gone
+        return self.groups.remove(self.groups.active, list(codes))
 
     # -- queries ---------------------------------------------------------------------------
     def traded_codes(self) -> List[str]:

@@ -116,8 +116,6 @@ class Dispatcher:
             "cancel": self._cancel,
             "modify": self._modify,
             "cancel_all": self._cancel_all,
-            "subscribe": self._subscribe,
-            "unsubscribe": self._unsubscribe,
             "snapshot": self._snapshot,
             "halt": self._halt,
             "resume": self._resume,
@@ -390,27 +388,6 @@ class Dispatcher:
 
     def _cancel_all(self, job: Job, command: Command) -> None:
         self._cancel_many(job, command.code, lambda n, errs: {"count": n, "errors": errs})
-
-    def _subscribe(self, job: Job, command: Command) -> None:
-        # Codes the broker's universe does not list are named in the reply, not watched.
-        unknown = self.broker.unknown_codes(command.codes)
-        added = self.books.watch([c for c in command.codes if c not in unknown])
-        if added and self.status.connected:
-            self.broker.subscribe(added)
-        if added:
-            self.hooks.watchlist_changed()
-        self._ok(job, {"watchlist": list(self.books.watchlist), "added": added, "unknown": unknown})
-
-    def _unsubscribe(self, job: Job, command: Command) -> None:
-        gone = self.books.unwatch(command.codes)
-        # Held codes and codes with open orders keep streaming: positions and orders need
-        # their prices whether or not the code is on the watchlist.
-        gone_streams = [c for c in gone if c not in self.books.traded_codes()]
-        if gone_streams and self.status.connected:
-            self.broker.unsubscribe(gone_streams)
-        if gone:
-            self.hooks.watchlist_changed()
-        self._ok(job, {"watchlist": list(self.books.watchlist), "removed": gone})
 
     def _snapshot(self, job: Job, command: Command) -> None:
         self._ok(job, self.hooks.snapshot())

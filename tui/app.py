@@ -48,6 +48,8 @@ from .widgets import fmt
 
 #: Seconds to wait for the engine's reply to a command.
 REPLY_TIMEOUT_S = 5.0
+#: Matches of a name search offered in the pick list at most (the rest: type more).
+PICK_MAX = 30
 #: Seconds the console may take to exit after SIGHUP before it is ended hard.
 TERMINAL_GONE_GRACE_S = 3.0
 #: Textual system commands left out of the palette (their titles start with these).
@@ -361,8 +363,27 @@ class KiwoomConsole(TriggerActions, HtsActions, App[None]):
             self.notify(
                 f"Engine is now {state}.", title="Kill switch" if cmd == "halt" else "Resumed"
             )
+        elif cmd in ("watchgroup_save", "watchgroup_delete", "watchgroup_select"):
+            if isinstance(result, dict):
+                self._take_groups(result)
+                if cmd == "watchgroup_delete":
+                    self.notify(
+                        f"Deleted group {args.get('group')}; showing {result.get('active')}.",
+                        title="Watchlist",
+                    )
+                elif cmd == "watchgroup_select":
+                    n = len(result.get("watchlist") or [])
+                    self.notify(
+                        f"{result.get('active')}: {n} code(s).", title="Watchlist", timeout=2
+                    )
         elif cmd in ("subscribe", "unsubscribe"):
             wl = result.get("watchlist") if isinstance(result, dict) else result
+            if (
+                isinstance(result, dict)
+                and self.store.group
+                and result.get("group") == (self.store.group)
+            ):
+                wl = result.get("codes")  # the group shown (the engine's reply names it)
             if isinstance(wl, list):
                 self.store.set_watchlist([str(c) for c in wl])
             unknown = result.get("unknown") if isinstance(result, dict) else None
@@ -377,6 +398,15 @@ class KiwoomConsole(TriggerActions, HtsActions, App[None]):
             if codes:
                 verb = "Added" if cmd == "subscribe" else "Removed"
                 self.notify(f"{verb} {', '.join(codes)}.", title="Watchlist")
+
+    def _take_groups(self, result: dict[str, Any]) -> None:
+        """A watchgroup reply: the groups, the active one and its codes (the watchlist)."""
+        groups, active, wl = result.get("groups"), result.get("active"), result.get("watchlist")
+        if isinstance(groups, list) and isinstance(active, str):
+            self.store.set_groups(groups, active)
+        if isinstance(wl, list):
+            self.store.set_watchlist([str(c) for c in wl])
+        self.flush()
 
     def send_in_background(self, name: str, **args: Any) -> None:
         self.run_worker(self.send_command(name, **args), group="commands")
@@ -480,7 +510,11 @@ class KiwoomConsole(TriggerActions, HtsActions, App[None]):
         self.push_screen(ChartScreen(code))
 
     def action_add_code(self) -> None:
-        from .screens.confirm import PromptScreen
+        from .screens.confirm import PickScreen, PromptScreen
+
+        def subscribe(codes: list[str]) -> None:
+            if codes:
+                self.send_in_background("subscribe", **self._group_args(codes=codes))
 
         def done(text: str | None) -> None:
             words = [c.strip() for c in (text or "").replace(",", " ").split() if c.strip()]
@@ -489,19 +523,26 @@ class KiwoomConsole(TriggerActions, HtsActions, App[None]):
                 if is_valid_code(word.upper()):
                     codes.append(word.upper())
                     continue
-                # Part of a name: the codes whose names the console knows (the engine's
-                # master list as far as it has been seen, and the well-known names).
+                # Part of a name (or the start of a code): the broker's master list
+                # (P:state:names), the names seen in events and the well-known names.
                 found = self.store.find_names(word)
                 if len(found) == 1:
                     codes.append(found[0][0])
                 elif found:
-                    shown = ", ".join(f"{c} {n}" for c, n in found[:6])
-                    more = f" and {len(found) - 6} more" if len(found) > 6 else ""
-                    self.notify(
-                        f"'{word}' matches {shown}{more}: type more of the name, or the code.",
-                        title="Watchlist",
-                        severity="warning",
-                        timeout=8,
+                    if len(words) > 1:
+                        shown = ", ".join(f"{c} {n}" for c, n in found[:6])
+                        more = f" and {len(found) - 6} more" if len(found) > 6 else ""
+                        self.notify(
+                            f"'{word}' matches {shown}{more}: add it on its own to pick one, "
+                            "or type more of the name.",
+                            title="Watchlist",
+                            severity="warning",
+                            timeout=8,
+                        )
+                        return
+                    self.push_screen(
+                        PickScreen(f"'{word}' matches {len(found)}: pick one", found[:PICK_MAX]),
+                        lambda code: subscribe([code] if code else []),
                     )
                     return
                 else:
@@ -510,18 +551,73 @@ class KiwoomConsole(TriggerActions, HtsActions, App[None]):
                         severity="error",
                     )
                     return
-            if codes:
-                self.send_in_background("subscribe", codes=codes)
+            subscribe(codes)
 
+        where = self.store.group or "watchlist"
         self.push_screen(
-            PromptScreen("Add to watchlist: code(s) or part of a name, e.g. 005930 하이닉스"), done
+            PromptScreen(f"Add to {where}: code(s) or part of a name, e.g. 005930 하이닉스"), done
+        )
+
+    def _group_args(self, **args: Any) -> dict[str, Any]:
+        """Name the group shown, so that add/remove act on it even if another console
+        switched the engine's active group meanwhile."""
+        if self.store.group:
+            args["group"] = self.store.group
+        return args
+
+    def action_watchgroup(self, step: int) -> None:
+        groups = self.store.groups
+        if len(groups) < 2:
+            self.notify("One watchlist group only: N makes another.", title="Watchlist", timeout=4)
+            return
+        at = groups.index(self.store.group) if self.store.group in groups else 0
+        self.send_in_background("watchgroup_select", group=groups[(at + step) % len(groups)])
+
+    def action_watchgroup_new(self) -> None:
+        from core.protocol.watchgroups import check_name, next_default_name
+
+        from .screens.confirm import PromptScreen
+
+        default = next_default_name(self.store.groups)
+
+        async def make(name: str) -> None:
+            if name not in self.store.groups:
+                reply = await self.send_command("watchgroup_save", group=name, codes=[])
+                if not reply or not reply.get("ok"):
+                    return
+            await self.send_command("watchgroup_select", group=name)
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            name = text.strip() or default
+            problem = check_name(name)
+            if problem:
+                self.notify(f"Not made: {problem}.", title="Watchlist", severity="error")
+                return
+            self.run_worker(make(name), group="commands")
+
+        self.push_screen(PromptScreen(f"New watchlist group (Enter: {default})"), done)
+
+    def action_watchgroup_delete(self) -> None:
+        group = self.store.group
+        if not group:
+            self.notify("The engine keeps no watchlist groups.", title="Watchlist")
+            return
+        if len(self.store.groups) < 2:
+            self.notify(f"{group} is the only group.", title="Watchlist", severity="warning")
+            return
+        n = len(self.store.watchlist)
+        self._confirm(
+            f"Delete watchlist group {group} ({n} code(s))? Positions and orders are not touched.",
+            lambda: self.send_in_background("watchgroup_delete", group=group),
         )
 
     def action_remove_code(self) -> None:
         code = self.main.watchlist.cursor_key
         if not code:
             return
-        self.send_in_background("unsubscribe", codes=[code])
+        self.send_in_background("unsubscribe", **self._group_args(codes=[code]))
 
     def action_watchlist_sort(self) -> None:
         keys = [k for k, _ in self.store.SORTS]

@@ -143,6 +143,8 @@ class Feed:
         self._want_resync = ""
         self._last_resync = 0.0
         self._engine_seen: tuple[bool, str] | None = None
+        #: ``P:engine`` ``names_at`` when the master list was last read (None: never read).
+        self._names_at: str | None = None
         self.envelopes = 0
         self.bad_envelopes = 0
 
@@ -264,6 +266,15 @@ class Feed:
             st.info = {_text(k): _text(v) for k, v in engine.items()}
         st.writer = {_text(k): _text(v) for k, v in writer.items()}
         self.store.dirty.status = True
+        active = st.info.get("watchgroup", "")
+        if active and self.store.groups and active != self.store.group:
+            # Another console (or a script) switched the engine's watchlist group.
+            self._want_resync = self._want_resync or "watchlist group"
+        names_at = st.info.get("names_at", "")
+        if names_at != self._names_at:
+            # At start, and when the engine (re)wrote P:state:names: read the list once.
+            self._names_at = names_at
+            self.store.load_master(await bus.read_names())
         seen = (st.alive, st.state)
         if seen != self._engine_seen:
             self._engine_seen = seen

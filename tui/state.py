@@ -160,6 +160,14 @@ class Store:
         self.watch_sort = ""
         #: An order id the Orders cursor should move to when its row appears ('' none).
         self.follow = ""
+        #: The engine's watchlist groups in order and the active one (the one shown and
+        #: streamed); empty while the engine keeps none (an older engine).
+        self.groups: list[str] = []
+        self.group = ""
+        #: The broker's master list (``P:state:names``): code → name, and for search
+        #: (code, name, lower-case name).
+        self.master: dict[str, str] = {}
+        self._search: list[tuple[str, str, str]] = []
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -186,14 +194,44 @@ class Store:
         return sorted(self.watchlist, key=key)
 
     def find_names(self, part: str) -> list[tuple[str, str]]:
-        """``(code, name)`` of the known names containing ``part`` (case-insensitive), an exact
-        name first."""
+        """``(code, name)`` of the codes whose name contains ``part`` (case-insensitive) or whose
+        code starts with it, from the broker's master list and the names seen in events: an
+        exact name alone, else the shortest names first. About a millisecond for 2,700 names."""
         needle = part.strip().lower()
         if not needle:
             return []
-        hits = [(c, n) for c, n in self.names.items() if n and needle in n.lower()]
-        exact = [(c, n) for c, n in hits if n.lower() == needle]
-        return exact or sorted(hits, key=lambda cn: (len(cn[1]), cn[0]))
+        prefix = needle.upper() if len(needle) < 6 and needle[0].isdigit() else ""
+        hits: dict[str, str] = {}
+        for code, name, lower in self._search:
+            if needle in lower or (prefix and code.startswith(prefix)):
+                hits[code] = name
+        for code, name in self.names.items():  # names learnt from events and the built-ins
+            if (
+                code not in hits
+                and name
+                and (needle in name.lower() or (prefix and code.startswith(prefix)))
+            ):
+                hits[code] = self.master.get(code) or name
+        exact = [(c, n) for c, n in hits.items() if n.lower() == needle]
+        return exact or sorted(hits.items(), key=lambda cn: (len(cn[1]), cn[0]))
+
+    def load_master(self, names: dict[str, str]) -> None:
+        """Take the broker's master list (``P:state:names``); names the console showed as
+        unknown get their names."""
+        self.master = {c: n for c, n in names.items() if n}
+        self._search = [(c, n, n.lower()) for c, n in sorted(self.master.items())]
+        for code, name in self.master.items():
+            if not self.names.get(code):
+                self.names[code] = name
+                self.dirty.quotes.add(code)
+
+    def set_groups(self, groups: list[str], active: str) -> None:
+        """The engine's groups and the active one (from a snapshot or a command's reply)."""
+        groups = [str(g) for g in groups]
+        if groups != self.groups or active != self.group:
+            self.groups = groups
+            self.group = active
+            self.dirty.watchlist = True
 
     def last_price(self, code: str) -> int:
         q = self.quotes.get(code)
@@ -282,6 +320,8 @@ class Store:
             self.surge.append((ts, alert))
             self._learn_name(alert.code, alert.name)
         self.watchlist = list(dict.fromkeys(snap.watchlist))
+        self.groups = [name for name, _codes in snap.groups]
+        self.group = snap.active_group if snap.active_group in self.groups else ""
         self.dirty.everything()
         self.dirty.quotes.update(self.quotes)
 

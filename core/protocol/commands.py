@@ -21,6 +21,7 @@ from .errors import (
 )
 from .events import BUY, KINDS, LIMIT, MARKET, SELL
 from .triggers import SIM_PRICE, TRIGGER_COMMANDS, parse_bracket, parse_trigger_args, sim_price_args
+from .watchgroups import check_name as check_group_name
 
 # Used with ``fullmatch``: ``$`` alone would let a trailing newline through ("n2\n").
 ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -63,6 +64,9 @@ COMMANDS = (
     "trigger_cancel",
     "trigger_modify",
     "sim_price",
+    "watchgroup_save",
+    "watchgroup_delete",
+    "watchgroup_select",
 )
 #: Commands that can change orders: refused while halted / not ready, checked for staleness.
 TRADING_COMMANDS = ("buy", "sell", "cancel", "modify", "cancel_all")
@@ -85,8 +89,8 @@ ARGUMENTS = {
     "cancel": ("order_id",),
     "modify": ("order_id", "qty", "price"),
     "cancel_all": ("code",),
-    "subscribe": ("codes",),
-    "unsubscribe": ("codes",),
+    "subscribe": ("codes", "group"),
+    "unsubscribe": ("codes", "group"),
     "snapshot": (),
     "halt": ("cancel_open",),
     "resume": (),
@@ -118,6 +122,9 @@ ARGUMENTS = {
         "limit_offset_ticks",
     ),
     "sim_price": ("code", "price"),
+    "watchgroup_save": ("group", "codes"),
+    "watchgroup_delete": ("group",),
+    "watchgroup_select": ("group",),
 }
 
 
@@ -151,6 +158,8 @@ class Command:
     stop_loss_pct: Optional[float] = None
     take_profit_pct: Optional[float] = None
     venue: Optional[str] = None  # buy/sell: KRX (when omitted) | NXT | SOR
+    #: subscribe/unsubscribe: the watchlist group (None: the active one); watchgroup_*: its name
+    group: Optional[str] = None
 
     @property
     def order_venue(self) -> str:
@@ -424,6 +433,13 @@ def _parse(raw: Union[bytes, bytearray, str, Dict[str, Any]]) -> Command:
         fields["code"] = check.code_field("code", False)
     elif cmd_name in ("subscribe", "unsubscribe", "book_subscribe", "book_unsubscribe"):
         fields["codes"] = _parse_codes(check)
+        if cmd_name in ("subscribe", "unsubscribe"):
+            fields["group"] = _parse_group(check, False)
+    elif cmd_name == "watchgroup_save":
+        fields["group"] = _parse_group(check, True)
+        fields["codes"] = _parse_codes(check, allow_empty=True)
+    elif cmd_name in ("watchgroup_delete", "watchgroup_select"):
+        fields["group"] = _parse_group(check, True)
     elif cmd_name == "alert_add":
         fields.update(_parse_alert(check))
     elif cmd_name == "alert_remove":
@@ -532,13 +548,26 @@ def _parse_alert(check: _Checker) -> Dict[str, Any]:
     return out
 
 
-def _parse_codes(check: _Checker) -> Tuple[str, ...]:
+def _parse_group(check: _Checker, required: bool) -> Optional[str]:
+    """A watchlist group's name (core.protocol.watchgroups.check_name)."""
+    name = check.obj.get("group")
+    if name is None:
+        if required:
+            raise check.fail("group", 'group is required (a group name such as "관심종목 2")')
+        return None
+    problem = check_group_name(name)
+    if problem:
+        raise check.fail("group", "{}, got {}".format(problem, _show(name)))
+    return name
+
+
+def _parse_codes(check: _Checker, allow_empty: bool = False) -> Tuple[str, ...]:
     codes = check.obj.get("codes")
-    if not isinstance(codes, list) or not codes:
+    if not isinstance(codes, list) or (not codes and not allow_empty):
         raise check.fail(
             "codes",
-            'codes must be a non-empty list of stock codes such as ["005930"], got {}'.format(
-                _show(codes)
+            'codes must be a {}list of stock codes such as ["005930"], got {}'.format(
+                "" if allow_empty else "non-empty ", _show(codes)
             ),
         )
     if len(codes) > MAX_CODES:

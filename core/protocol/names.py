@@ -62,6 +62,10 @@ class Keys:
         self.state_alerts = p + ":state:alerts"
         self.state_triggers = p + ":state:triggers"
         self.state_trigger_marks = p + ":state:trigger_marks"
+        #: code → Korean name: the broker's master list (KOSPI + KOSDAQ), for search by name
+        self.state_names = p + ":state:names"
+        #: group name → JSON {"pos", "active", "codes"}: the named watchlist groups
+        self.state_watchgroups = p + ":state:watchgroups"
 
     def reply(self, cmd_id: str) -> str:
         """The list the engine LPUSHes the reply to command ``cmd_id`` onto."""
@@ -99,4 +103,6 @@ class Keys:
             self.state_alerts,
             self.state_triggers,
             self.state_trigger_marks,
+            self.state_names,
+            self.state_watchgroups,
         )

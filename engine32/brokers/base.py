@@ -59,6 +59,18 @@ class ModifyRequest(NamedTuple):
     cmd_id: str = ""
 
 
+class Listing(NamedTuple):
+    """One code of the broker's master list (:meth:`Broker.master_list`)."""
+
+    name: str  # Korean name, e.g. 삼성전자
+    market: str = ""  # "KOSPI" | "KOSDAQ" | "" (unknown)
+    nxt: Optional[bool] = None  # trades on NXT (REST ka10099 nxtEnable); None: not said
+
+
+KOSPI = "KOSPI"
+KOSDAQ = "KOSDAQ"
+
+
 class BrokerInfo(NamedTuple):
     """What the engine reports about its broker in ``P:engine``."""
 
@@ -140,6 +152,12 @@ class Broker(abc.ABC):
     def name_of(self, code: str) -> str:
         """The Korean name of a code, or '' if unknown."""
         return ""
+
+    def master_list(self, done: Done) -> None:
+        """The broker's universe, KOSPI and KOSDAQ: ``done(Result.success(listings={code:
+        Listing}))``, later and on the Qt thread, without holding the Qt thread for long
+        (thousands of codes). Called once the broker is ready; brokers without one refuse."""
+        done(Result.failure("the {} broker has no master list".format(self.name)))
 
     def unknown_codes(self, codes: Sequence[str]) -> List[str]:
         """Those of ``codes`` the broker's universe does not list ([] when it cannot tell)."""

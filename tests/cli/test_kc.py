@@ -47,6 +47,9 @@ def test_send_reads_key_value_arguments_keeping_codes_as_text():
     cmd = parse_args_to_command(["subscribe", "codes=005930,000660"])
     assert cmd["codes"] == ["005930", "000660"]
     assert parse_args_to_command(['{"cmd":"ping"}']) == {"cmd": "ping"}
+    # a watchlist group is a name, even one that reads as a number; codes= is an empty list
+    cmd = parse_args_to_command(["watchgroup_save", "group=2", "codes="])
+    assert cmd == {"cmd": "watchgroup_save", "group": "2", "codes": []}
     with pytest.raises(ValueError):
         parse_args_to_command(["buy", "qty"])
 
@@ -83,6 +86,7 @@ def test_status_reports_the_engine_and_fails_when_it_is_down(engine):
     out = kc("status", *target(engine))
     assert out.returncode == 0, out.stderr
     assert "engine: ready (sim sim)" in out.stdout
+    assert "watchlist: group 관심종목 1; master list " in out.stdout
     info = json.loads(kc("status", "--json", *target(engine)).stdout)
     assert info["engine_alive"] and info["engine"]["run_id"]
     engine.kill()

@@ -21,6 +21,18 @@ def _engine(engine_factory, hhmm: str):
     return eng
 
 
+def _when(read, what: str, timeout: float = 10.0) -> str:
+    """``read()`` once it gives something: the first quote is written at the engine's first
+    quote flush (up to 50 ms after ready), which a fast script can beat."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = read()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError("no {} within {} s".format(what, timeout))
+
+
 def _order_when(cli, eng, order_id: str, status: str, timeout: float = 20.0) -> dict:
     """The order from ``P:state:orders`` once it has ``status`` (waits on the condition)."""
     deadline = time.monotonic() + timeout
@@ -44,7 +56,7 @@ def test_nxt_limit_buy_at_1730_fills_and_a_market_order_is_refused(
     assert fields["session_nxt"] == "after_market"
     assert fields["session_note"] == ""
     assert cli.send("v-sub", {"cmd": "subscribe", "codes": [CODE]})["ok"]
-    quote = json.loads(cli("HGET", eng.keys.state_quotes, CODE))
+    quote = json.loads(_when(lambda: cli("HGET", eng.keys.state_quotes, CODE).strip(), "a quote"))
     price = krx.next_tick(quote["price"], 3)  # a marketable limit, inside every band
 
     buy = cli.send("v-nxt", {"cmd": "buy", "code": CODE, "qty": 2, "price": price, "venue": "NXT"})

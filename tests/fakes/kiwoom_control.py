@@ -72,6 +72,7 @@ SIGNATURES: Dict[str, Tuple[type, ...]] = {
     "GetCommRealData(QString,int)": (str, int),
     "DisconnectRealData(QString)": (str,),
     "GetMasterCodeName(QString)": (str,),
+    "GetCodeListByMarket(QString)": (str,),
     "GetMasterLastPrice(QString)": (str,),
     "GetConditionLoad()": (),
     "GetConditionNameList()": (),
@@ -89,6 +90,11 @@ DEFAULT_STOCKS: Dict[str, Tuple[str, int]] = {
     "006400": ("삼성SDI", 350000),
     "068270": ("셀트리온", 180000),
 }
+
+#: Codes of ``stocks`` that GetCodeListByMarket lists under "10" (코스닥); the others under "0"
+#: (장내, KOSPI). Real KOSDAQ names, so a test may give the fake any of them.
+KOSDAQ_CODES = frozenset({"086520", "247540", "196170", "028300", "263750", "293490", "041510",
+                          "035900", "091990"})  # fmt: skip
 
 #: 주식호가잔량's FIDs in the control's order (koapy metadata realtype_by_desc.json,
 #: gidc 0D); the fake sends the ones it has, in this order, as the event's data string.
@@ -372,6 +378,21 @@ class FakeKiwoomControl(QObject):
     # ------------------------------------------------------------------------------------
     def _GetMasterCodeName(self, code: str) -> str:  # noqa: N802
         return self.stocks[code][0] if code in self.stocks else ""
+
+    def _GetCodeListByMarket(self, market: str) -> str:  # noqa: N802
+        """``"0"`` 장내 (KOSPI) or ``"10"`` 코스닥: the codes joined by ';' **with a trailing
+        ';'** (pykiwoom and most callers drop the empty last item: ``split(';')[:-1]``), ""
+        for a market without codes. Only after login, like every master call ("로그인 한
+        후에 사용할 수 있는 함수입니다": koapy's GetCodeListByMarket docs): "" before."""
+        if not self.connected:
+            return ""
+        if market == "10":
+            codes = [c for c in self.stocks if c in KOSDAQ_CODES]
+        elif market == "0":
+            codes = [c for c in self.stocks if c not in KOSDAQ_CODES]
+        else:
+            codes = []
+        return "".join(c + ";" for c in sorted(codes))
 
     def _GetMasterLastPrice(self, code: str) -> str:  # noqa: N802
         return str(self.stocks[code][1]).zfill(8) if code in self.stocks else ""

@@ -62,11 +62,17 @@ PATHS = {
     "kt10003": "/api/dostk/ordr",
     "ka10001": "/api/dostk/stkinfo",
     "ka10095": "/api/dostk/stkinfo",
+    "ka10099": "/api/dostk/stkinfo",
     "ka10080": "/api/dostk/chart",
     "ka10081": "/api/dostk/chart",
 }
 NAMES = {"005930": "삼성전자", "000660": "SK하이닉스", "035420": "NAVER", "035720": "카카오",
          "005380": "현대차", "051910": "LG화학", "006400": "삼성SDI", "068270": "셀트리온"}  # fmt: skip
+#: ka10099's master list: code → (name, mrkt_tp "0" KOSPI / "10" KOSDAQ, nxtEnable). Real
+#: codes; which of them NXT trades is made up (two are KRX-only so a test can tell).
+MASTER = {c: (n, "0", True) for c, n in NAMES.items()}
+MASTER.update({"086520": ("에코프로", "10", True), "263750": ("펄어비스", "10", False),
+               "032820": ("우리기술", "10", False)})  # fmt: skip
 AUTH_FAILED_MSG = "인증에 실패했습니다[8005:Token이 유효하지 않습니다]"
 RATE_MSG = "허용된 요청 개수를 초과하였습니다[1700:허용된 요청 개수를 초과하였습니다. API ID={}]"
 BATCH_MSG = "허용된 요청 개수를 초과하였습니다[1634:허용된 요청 개수를 초과하였습니다. API ID={}]"
@@ -154,6 +160,8 @@ class FakeKiwoomRest:
         chart_now: Optional[datetime.datetime] = None,
         chart_end_no_data: bool = False,
         mock_krx_only: bool = False,
+        master: Optional[Dict[str, Tuple[str, str, bool]]] = None,
+        master_page_size: int = 3,
     ) -> None:
         self.appkey = appkey
         self.secretkey = secretkey
@@ -202,6 +210,11 @@ class FakeKiwoomRest:
         #: the kiwoom-cli README on PyPI; "(모의는 KRX)" in a client's kt10000 DTO). The real
         #: server takes KRX, NXT and SOR ("국내거래소구분 KRX,NXT,SOR", Kiwoom's samples).
         self.mock_krx_only = mock_krx_only
+        #: ka10099: code → (name, mrkt_tp, nxtEnable), served in pages of master_page_size
+        #: (whether Kiwoom pages ka10099 is an open question of the design note: the fake does,
+        #: so the broker must follow cont-yn/next-key).
+        self.master = dict(MASTER if master is None else master)
+        self.master_page_size = master_page_size
         #: every dmst_stex_tp a kt10000..kt10003 carried, as (api_id, value), refused ones too
         self.order_venues: List[Tuple[str, Any]] = []
         # what happened (read by tests)
@@ -584,6 +597,28 @@ class FakeKiwoomRest:
                  "cur_prc": signed(self.prices.get(c, 10000), self.base.get(c, 10000)),
                  "base_pric": str(self.base.get(c, 10000))} for c in codes]  # fmt: skip
         return 200, self._ok(atn_stk_infr=rows), {}
+
+    def _tr_ka10099(self, body: Dict[str, Any], headers: Dict[str, str]) -> Any:
+        """종목정보 리스트: camelCase keys, ``lastPrice`` zero-padded, ``nxtEnable`` "Y"/"N"."""
+        mrkt_tp = body.get("mrkt_tp")
+        if not isinstance(mrkt_tp, str) or not mrkt_tp:
+            return (
+                200,
+                {"return_code": 2, "return_msg": "필수 입력 값이 없습니다[1511:mrkt_tp]"},
+                {},
+            )
+        market_name = {"0": "거래소", "10": "코스닥"}.get(mrkt_tp, "")
+        rows = [{"code": code, "name": name, "listCount": "0000000010000000",
+                 "auditInfo": "정상", "regDay": "20000101",
+                 "lastPrice": str(self.base.get(code, 10000)).zfill(8),
+                 "state": "증거금20%|담보대출|신용가능", "marketCode": mrkt_tp,
+                 "marketName": market_name, "upName": "", "upSizeName": "",
+                 "companyClassName": "", "orderWarning": "0",
+                 "nxtEnable": "Y" if nxt else "N"}
+                for code, (name, market, nxt) in sorted(self.master.items())
+                if market == mrkt_tp]  # fmt: skip
+        page, extra = self._page("ka10099", rows, headers, size=self.master_page_size)
+        return 200, self._ok(list=page), extra
 
     # -- charts (ka10081 daily / ka10080 minute) ---------------------------------------------
     def chart_moment(self) -> datetime.datetime:

@@ -1392,3 +1392,23 @@ def test_real_gateway_works_under_its_user(server, admin):
     asyncio.run(run())
     refused = [e for e in admin.acl_log() if e.get("username") == "gateway"]
     assert not refused, refused
+
+
+def test_names_and_watchgroups_engine_writes_tui_reads(server, admin):
+    """Issue 10: the engine replaces P:state:names and P:state:watchgroups (tmp + RENAME); the
+    console reads both (HGETALL) and may change neither: groups change by command only."""
+    e = server.client("engine")
+    for key, field, value in (
+        (K.state_names, "005930", "삼성전자"),
+        (K.state_watchgroups, "관심종목 1", '{"pos":1,"active":true,"codes":["005930"]}'),
+    ):
+        ok(e, "DEL", key + ":tmp")
+        ok(e, "HSET", key + ":tmp", field, value)
+        ok(e, "RENAME", key + ":tmp", key)
+    for user in ("tui", "script", "gateway"):
+        c = server.client(user)
+        assert ok(c, "HGETALL", K.state_names) == {"005930": "삼성전자"}
+        assert "관심종목 1" in ok(c, "HGETALL", K.state_watchgroups)
+        denied(c, "HSET", K.state_watchgroups, "관심종목 2", "{}")
+        denied(c, "HDEL", K.state_names, "005930")
+    assert ok(server.client("tui"), "RPUSH", K.cmd, '{"cmd":"watchgroup_select","group":"x"}')

@@ -77,3 +77,37 @@ def test_quotes_nobody_asked_for_are_dropped(make_rig, fake) -> None:
     fake.trade("005930", 70200, 5, unasked=True)
     rig.settle()
     assert len(rig.rec.quotes) == 1
+
+
+def test_master_list_reads_both_markets_through_the_control_in_chunks(qapp, make_rig):
+    """GetCodeListByMarket("0") and ("10") (';'-separated, a trailing ';'), then
+    GetMasterCodeName per code, a chunk per turn of the Qt loop; refused before login."""
+    from engine32.brokers.kiwoom import broker as ocx
+    from tests.fakes.kiwoom_control import DEFAULT_STOCKS, FakeKiwoomControl
+
+    stocks = dict(DEFAULT_STOCKS)
+    stocks.update({"086520": ("에코프로", 90000), "247540": ("에코프로비엠", 150000)})
+    for i in range(700):  # more than two chunks
+        stocks["9{:05d}".format(i)] = ("종목{}".format(i), 1000)
+    control = FakeKiwoomControl(stocks=stocks)
+    rig = make_rig(control=control)
+    before = rig.call(rig.broker.master_list)
+    assert not before.ok and before.error_code == "NOT_READY"
+    rig.connect()
+    assert control.dynamicCall("GetCodeListByMarket(QString)", "10") == "086520;247540;"
+    calls = len(control.calls)
+    answers = []
+    rig.broker.master_list(answers.append)
+    # nothing named in the call itself: the names are read on later turns of the Qt loop
+    assert not answers
+    assert not [c for c in control.calls[calls:] if c[0] == "GetMasterCodeName"]
+    wait_until(lambda: answers, 10.0, "the master list")
+    result = answers[0]
+    assert result.ok, result
+    listings = result.value["listings"]
+    assert len(listings) == len(stocks)
+    assert listings["005930"].name == "삼성전자" and listings["005930"].market == "KOSPI"
+    assert listings["086520"] == ocx.Listing("에코프로", "KOSDAQ", None)
+    asked = [c for c in control.calls[calls:] if c[0] == "GetCodeListByMarket"]
+    assert [c[1] for c in asked] == [("0",), ("10",)]
+    assert len(stocks) > 2 * ocx.MASTER_CHUNK

@@ -161,3 +161,22 @@ def test_a_burst_of_8_orders_no_client_sees_1700_and_nothing_is_sent_twice(
         assert fake.rate_refusals > 0  # Kiwoom said 1700 to the engine, never to a client
         assert len({r["result"]["order_id"] for r in replies}) == 8
         eng.stop()
+
+
+def test_the_engine_writes_kiwoom_s_master_list_and_refuses_nxt_for_krx_only_codes(
+    redis_url: str, fake: FakeKiwoomRest, tmp_path: Any
+) -> None:
+    """ka10099 (KOSPI and KOSDAQ, every page) becomes P:state:names; a code whose
+    ``nxtEnable`` is "N" is refused on NXT before anything reaches kt10000 (issue 10)."""
+    with _engine(redis_url, fake, tmp_path, **{"engine.watchlist": ["005930", "263750"]}) as eng:
+        eng.wait_ready(timeout=30)
+        names = _wait(lambda: eng.redis.hgetall(eng.keys.state_names), "P:state:names", eng)
+        assert names == {code: row[0] for code, row in fake.master.items()}
+        assert {c["body"]["mrkt_tp"] for c in fake.calls if c["api_id"] == "ka10099"} == {"0", "10"}
+        _wait(lambda: eng.engine_hash().get("nxt_codes") == "005930", "nxt_codes from ka10099", eng)
+        reply = eng.send({"cmd": "buy", "code": "263750", "qty": 1, "price": 50000,
+                          "venue": "NXT"}, timeout=10)  # fmt: skip
+        assert not reply["ok"] and reply["error"]["code"] == "RISK_REJECTED", reply
+        assert "does not trade on NXT" in reply["error"]["message"]
+        assert not [c for c in fake.calls if c["api_id"] == "kt10000"]
+        eng.stop()

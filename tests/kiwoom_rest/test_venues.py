@@ -161,3 +161,29 @@ def test_reconciled_orders_carry_their_venue(make_rig: Any) -> None:
     cancel = rig.call(lambda done: rig.broker.cancel_order("0000500", "c9", done))
     assert cancel.ok, cancel
     assert rig.fake.sent_orders("kt10003")[0]["body"]["dmst_stex_tp"] == "NXT"
+
+
+def test_the_master_list_pages_ka10099_and_gives_nxt_eligibility(make_rig: Any) -> None:
+    """ka10099 for "0" (KOSPI) and "10" (KOSDAQ), every page (cont-yn/next-key), camelCase
+    rows; ``nxtEnable`` "N" makes an NXT order for that code refused before anything is sent;
+    a code the list does not hold (an ETF) is left to Kiwoom."""
+    rig = make_rig(fake_kwargs={"master_page_size": 2})
+    before = rig.call(rig.broker.master_list)
+    assert not before.ok and before.error_code == "NOT_READY"
+    assert rig.broker.check_venue("263750", "NXT", "limit") == ""  # not known yet
+    rig.connect()
+    result = rig.call(rig.broker.master_list)
+    assert result.ok, result
+    listings = result.value["listings"]
+    assert listings["005930"].name == "삼성전자" and listings["005930"].market == "KOSPI"
+    assert listings["263750"].market == "KOSDAQ" and listings["263750"].nxt is False
+    assert len(listings) == len(rig.fake.master)
+    calls = [c for c in rig.fake.calls if c["api_id"] == "ka10099"]
+    assert {c["body"]["mrkt_tp"] for c in calls} == {"0", "10"}
+    assert any(c["cont_yn"] == "Y" for c in calls), "the later pages were not asked for"
+    assert "does not trade on NXT" in rig.broker.check_venue("263750", "NXT", "limit")
+    assert rig.broker.check_venue("263750", "KRX", "limit") == ""
+    assert rig.broker.check_venue("263750", "SOR", "limit") == ""
+    assert rig.broker.check_venue("005930", "NXT", "limit") == ""
+    assert rig.broker.nxt_eligible("069500")  # not in the KOSPI/KOSDAQ lists: Kiwoom decides
+    assert rig.broker.name_of("086520") == "에코프로"

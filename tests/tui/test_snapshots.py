@@ -12,7 +12,7 @@ from tui_helpers import make_config, until
 
 from tui.app import KiwoomConsole
 from tui.screens.chart import ChartScreen
-from tui.screens.confirm import ConfirmScreen, PromptScreen
+from tui.screens.confirm import ConfirmScreen, PickScreen, PromptScreen
 from tui.screens.help import HelpScreen
 from tui.screens.ticket import TicketScreen
 
@@ -137,6 +137,38 @@ def test_add_code_prompt(snap_compare, seeded_app, size) -> None:
         await pilot.press("a")
         await until(pilot.pause, lambda: screen_is(seeded_app, PromptScreen), 10, "prompt")
         await pilot.press("0", "0", "0", "2", "7", "0")
+        await steady(pilot, seeded_app)
+
+    assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_add_code_pick_list(snap_compare, seeded_app, size) -> None:
+    """Part of a name matching several codes: the list to pick from (issue 10)."""
+
+    async def run_before(pilot) -> None:
+        await seeded_app.ready_for_snapshot(pilot)
+        await pilot.press("a")
+        await until(pilot.pause, lambda: screen_is(seeded_app, PromptScreen), 10, "prompt")
+        seeded_app.screen.query_one("Input").insert_text_at_cursor("삼성")
+        await pilot.press("enter")
+        await until(pilot.pause, lambda: screen_is(seeded_app, PickScreen), 10, "pick list")
+        await steady(pilot, seeded_app)
+
+    assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_main_with_watchlist_groups(snap_compare, seeded_app, redis_client, prefix, size) -> None:
+    """The watchlist title names the group shown, and where it is among the groups."""
+    from core.protocol import Keys
+    from core.protocol import watchgroups as wg
+
+    groups = [wg.Group("관심종목 1", tui_seed.WATCHLIST), wg.Group("단타", ["000270"])]
+    redis_client.hset(Keys(prefix).state_watchgroups, mapping=wg.encode(groups, "관심종목 1"))
+
+    async def run_before(pilot) -> None:
+        await seeded_app.ready_for_snapshot(pilot)
         await steady(pilot, seeded_app)
 
     assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)

@@ -1,4 +1,4 @@
-"""Small modal dialogs: a yes/no confirmation and a one-line prompt."""
+"""Small modal dialogs: a yes/no confirmation, a one-line prompt and a pick list."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label
+from textual.widgets import Input, Label, OptionList
+from textual.widgets.option_list import Option
 
 from ..actions import DIALOG, bindings
 
@@ -44,6 +45,31 @@ class PromptScreen(ModalScreen[str | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class PickScreen(ModalScreen[str | None]):
+    """Pick one of several ``(code, name)``: arrows and Enter (or a click), Esc: none."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="pick_cancel")]
+
+    def __init__(self, question: str, choices: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.question = question
+        self.choices = choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self.question, id="question")
+            yield OptionList(
+                *(Option(f"{code}  {name}", id=code) for code, name in self.choices), id="picks"
+            )
+            yield Label("↑↓ Enter: add     Esc: cancel", id="hint")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -23,6 +23,14 @@ from ..widgets.panels import (
 from ..widgets.status import AccountLine, Banner, StatusBar
 from ..widgets.table import KeyedTable
 
+
+def group_title(groups: list[str], group: str) -> str:
+    """The watchlist panel's title with the group shown: ``Watchlist · 관심종목 2 (2/3)``."""
+    if len(groups) > 1 and group in groups:
+        return f"Watchlist · {group} ({groups.index(group) + 1}/{len(groups)})"
+    return f"Watchlist · {group}"
+
+
 TITLES = {"watchlist": "Watchlist", "surge": "Surge", "positions": "Positions", "orders": "Orders"}
 #: Below this many terminal rows the panels drop their side and bottom borders.
 COMPACT_BELOW_ROWS = 32
@@ -157,6 +165,8 @@ class MainScreen(Screen[None]):
         compact = self.has_class("-compact")
         for table, subtitle in subtitles.items():
             title = TITLES[table.id or ""]
+            if table is self.watchlist and store.group:
+                title = group_title(store.groups, store.group)
             # Compact panels have no bottom border: the subtitle joins the title.
             new_title = f"{title} · {subtitle}" if compact else title
             new_subtitle = "" if compact else subtitle

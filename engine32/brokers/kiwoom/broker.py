@@ -31,7 +31,18 @@ from core.protocol import krx, now_ms
 from core.protocol.errors import BROKER_ERROR, INVALID_ARGUMENT, NOT_READY, RATE_LIMITED
 from core.protocol.events import BUY, LIMIT, MARKET, SELL, Order, Position, mask_account
 
-from ..base import Broker, BrokerInfo, BrokerListener, Done, ModifyRequest, OrderRequest, Result
+from ..base import (
+    KOSDAQ,
+    KOSPI,
+    Broker,
+    BrokerInfo,
+    BrokerListener,
+    Done,
+    Listing,
+    ModifyRequest,
+    OrderRequest,
+    Result,
+)
 from . import chejan, tr
 from . import history as chart
 from . import venues as venue_rules
@@ -82,6 +93,15 @@ ORDER_RATE_RETRIES = 5
 #: ("[00Z924] 취소수량이 취소가능수량을 초과", "[RC4033] 모의투자 정정/취소할 수량이 없습니다",
 #: "[RC4042] 모의투자 정정수량이 정정가능수량을 초과합니다"): re-read the order, try once more.
 QTY_RACE_WORDS = ("초과", "가능수량", "수량이 없")
+
+#: The master list's markets: GetCodeListByMarket("0") 장내 (KOSPI) and ("10") 코스닥 — koapy's
+#: GetCodeListByMarket docs ("시장 구분: 0: 장내 … 10: 코스닥", codes separated by ';', usable
+#: after login) and pykiwoom's Kiwoom.GetCodeListByMarket (sharebook-kr/pykiwoom
+#: pykiwoom/kiwoom.py: "0: 코스피 … 10: 코스닥", ``data.split(';')[:-1]`` for the trailing ';').
+MASTER_MARKETS = (("0", KOSPI), ("10", KOSDAQ))
+#: GetMasterCodeName calls per turn of the Qt loop while the master list is read (the calls
+#: are local, but 2,700 of them in one go would hold the Qt thread and every quote behind it).
+MASTER_CHUNK = 300
 
 IDLE = "idle"
 LOGIN = "login"
@@ -821,6 +841,38 @@ class KiwoomBroker(KiwoomHoldings, Broker):
             if name:
                 self._names[code] = name
         return name or ""
+
+    def master_list(self, done: Done) -> None:
+        """KOSPI and KOSDAQ from ``GetCodeListByMarket`` ("0", "10"), named by
+        ``GetMasterCodeName`` :data:`MASTER_CHUNK` codes per turn of the Qt loop."""
+        if self.state not in (RECONCILE, READY):
+            done(Result.failure("not logged in to Kiwoom: no master list yet", NOT_READY))
+            return
+        markets: Dict[str, str] = {}
+        for market_id, market in MASTER_MARKETS:
+            for code in self.control.get_code_list_by_market(market_id).split(";"):
+                code = code.strip()  # the list ends with ';': its last item is empty
+                if krx.is_valid_code(code) and code not in markets:
+                    markets[code] = market
+        codes = list(markets)
+        listings: Dict[str, Listing] = {}
+
+        def step(start: int) -> None:
+            if self.state not in (RECONCILE, READY):
+                done(Result.failure("Kiwoom's session ended while the master list was read",
+                                    NOT_READY))  # fmt: skip
+                return
+            for code in codes[start : start + MASTER_CHUNK]:
+                name = self.control.get_master_code_name(code)
+                if name:
+                    self._names[code] = name
+                    listings[code] = Listing(name, markets[code])
+            if start + MASTER_CHUNK < len(codes):
+                QTimer.singleShot(0, _guarded(lambda: step(start + MASTER_CHUNK)))
+            else:
+                done(Result.success(listings=listings))
+
+        QTimer.singleShot(0, _guarded(lambda: step(0)))
 
     def unknown_codes(self, codes: Sequence[str]) -> List[str]:
         """Codes ``GetMasterCodeName`` has no name for (it answers '' for a code it does not

@@ -147,6 +147,10 @@ class Control:
     def get_master_code_name(self, code: str) -> str:
         return self._str("GetMasterCodeName(QString)", code).strip()
 
+    def get_code_list_by_market(self, market: str) -> str:
+        """';'-separated codes of a market ("0" 장내/KOSPI, "10" 코스닥), with a trailing ';'."""
+        return self._str("GetCodeListByMarket(QString)", market)
+
     def get_master_last_price(self, code: str) -> str:
         return self._str("GetMasterLastPrice(QString)", code)
 

@@ -43,7 +43,16 @@ from core.protocol.events import (
     mask_account,
 )
 
-from ..base import Broker, BrokerInfo, BrokerListener, Done, ModifyRequest, OrderRequest, Result
+from ..base import (
+    Broker,
+    BrokerInfo,
+    BrokerListener,
+    Done,
+    Listing,
+    ModifyRequest,
+    OrderRequest,
+    Result,
+)
 from ..kiwoom import chejan, tr
 from ..kiwoom.hoga import parse_stock_hoga
 from ..kiwoom.holdings import KiwoomHoldings
@@ -97,9 +106,9 @@ class _OrderJob:
 
 class KiwoomRestBroker(KiwoomHoldings, Broker):
     name = "kiwoom_rest"
-    #: Routed with ``dmst_stex_tp`` (issue 12). Phases and NXT eligibility are left to
-    #: Kiwoom (``checks_phases`` stays False): the broker has no ka10099 master-list call
-    #: yet, so ``nxt_eligible`` answers True and Kiwoom refuses a code NXT does not trade.
+    #: Routed with ``dmst_stex_tp`` (issue 12). Phases are left to Kiwoom (``checks_phases``
+    #: stays False); NXT eligibility comes from the ka10099 master list (``nxtEnable``) once
+    #: it is read: an NXT order for a listed code that NXT does not trade is refused here.
     venues = trs.ORDER_VENUES
 
     def __init__(
@@ -154,6 +163,8 @@ class KiwoomRestBroker(KiwoomHoldings, Broker):
         self._subscribed: Dict[str, bool] = {}
         self._book_codes: Dict[str, bool] = {}
         self._names: Dict[str, str] = {}
+        #: ka10099's codes (KOSPI, KOSDAQ) → whether NXT trades them; empty until read.
+        self._nxt: Dict[str, bool] = {}
         self._base: Dict[str, int] = {}
         self._positions: Dict[str, Position] = {}
         self._realized: Dict[str, int] = {}
@@ -462,6 +473,60 @@ class KiwoomRestBroker(KiwoomHoldings, Broker):
 
     def name_of(self, code: str) -> str:
         return self._names.get(code, "")
+
+    # -- the master list (ka10099) -----------------------------------------------------------
+    def master_list(self, done: Done) -> None:
+        """KOSPI and KOSDAQ from ``ka10099`` (every page), read on the network thread."""
+        if self.state not in (RECONCILE, READY) or not self.net.running:
+            done(Result.failure("not connected to Kiwoom: no master list yet", NOT_READY))
+            return
+        future = self.net.submit(self._net_master())
+        future.add_done_callback(lambda f: self._post(lambda: self._master_answered(f, done)))
+
+    async def _net_master(self) -> List[Tuple[str, List[Dict[str, Any]]]]:
+        out = []
+        for mrkt_tp, market in trs.MASTER_MARKETS:
+            _first, rows = await self.rest.call_all(trs.MASTER_ID, trs.master_body(mrkt_tp),
+                                                    trs.MASTER_ROWS, trs.MASTER_MAX_PAGES)  # fmt: skip
+            out.append((market, rows))
+        return out
+
+    def _master_answered(self, future: "concurrent.futures.Future[Any]", done: Done) -> None:
+        if future.cancelled():
+            done(Result.failure("the engine stopped before Kiwoom sent the master list"))
+            return
+        exc = future.exception()
+        if exc is not None:
+            done(Result.failure("master list (ka10099): {}".format(exc)))
+            return
+        listings: Dict[str, Listing] = {}
+        for market, rows in future.result():
+            for row in rows:
+                code = to_code(str(row.get("code", "")))
+                name = str(row.get("name", "")).strip()
+                if not krx.is_valid_code(code) or not name or code in listings:
+                    continue
+                nxt = str(row.get("nxtEnable", "")).strip().upper() == "Y"
+                listings[code] = Listing(name, market, nxt)
+        if listings:
+            self._nxt = {code: bool(item.nxt) for code, item in listings.items()}
+            for code, item in listings.items():
+                self._names.setdefault(code, item.name)
+        done(Result.success(listings=listings))
+
+    def nxt_eligible(self, code: str) -> bool:
+        """ka10099's ``nxtEnable`` for a listed code; True for a code the list does not hold
+        (an ETF, or the list not read yet): Kiwoom then decides."""
+        return self._nxt.get(code, True)
+
+    def check_venue(self, code: str, venue: str, kind: str) -> str:
+        why = super().check_venue(code, venue, kind)
+        if why or venue != sessions.NXT or self.nxt_eligible(code):
+            return why
+        return (
+            "{} does not trade on NXT (Kiwoom's master list ka10099 says nxtEnable is not Y); "
+            "send it to KRX or SOR".format(code)
+        )
 
     def base_price(self, code: str) -> int:
         return self._base.get(code, 0)

@@ -56,6 +56,7 @@ PATHS: Dict[str, str] = {
     "kt10002": ORDER_PATH,
     "kt10003": ORDER_PATH,
     "ka10095": STOCK_INFO_PATH,
+    "ka10099": STOCK_INFO_PATH,
     "ka10100": STOCK_INFO_PATH,
     "ka10080": CHART_PATH,
     "ka10081": CHART_PATH,

@@ -167,3 +167,20 @@ def normalize_order_no(text: Any) -> str:
     if not digits.isdigit() or not digits.strip("0"):
         return ""
     return digits.zfill(7)
+
+
+#: ka10099 종목정보 리스트 (``/api/dostk/stkinfo``): body ``mrkt_tp`` ("0" 코스피, "10" 코스닥;
+#: "8" ETF, "50" KONEX … are not asked), rows ``list[]`` with **camelCase** keys unlike every
+#: other TR: ``code``, ``name``, ``lastPrice``, ``marketCode``, ``marketName``, ``nxtEnable``
+#: ("Y": trades on NXT), paged by the ``cont-yn``/``next-key`` response headers when Kiwoom
+#: pages it (../shared/design/kiwoom-rest.md §1.2 and §4.2, from Kiwoom's guide and
+#: kiwoom_rest_trade's generated Ka10099 models; docs/kiwoom-rest.md "Master list").
+MASTER_ID = "ka10099"
+MASTER_ROWS = "list"
+MASTER_MARKETS = (("0", "KOSPI"), ("10", "KOSDAQ"))
+#: Pages asked for at most per market (a page of 100 rows would still fit KOSDAQ's ~1,800).
+MASTER_MAX_PAGES = 100
+
+
+def master_body(mrkt_tp: str) -> Dict[str, str]:
+    return {"mrkt_tp": mrkt_tp}

@@ -19,7 +19,16 @@ from core.protocol import krx, sessions
 from core.protocol.errors import BROKER_ERROR, INVALID_ARGUMENT, NOT_READY
 from core.protocol.events import Order
 
-from ..base import Broker, BrokerInfo, BrokerListener, Done, ModifyRequest, OrderRequest, Result
+from ..base import (
+    Broker,
+    BrokerInfo,
+    BrokerListener,
+    Done,
+    Listing,
+    ModifyRequest,
+    OrderRequest,
+    Result,
+)
 from .clock import SimClock
 from .exchange import Clock, SimExchange, kst_hhmmss, kst_time
 from .history import past_candles
@@ -243,6 +252,14 @@ class SimBroker(Broker):
 
     def unknown_codes(self, codes: Sequence[str]) -> List[str]:
         return [c for c in codes if c not in self.exchange.market.states]
+
+    def master_list(self, done: Done) -> None:
+        """The simulator's universe (``[sim] universe`` / ``extra_codes``), at once."""
+        listings = {
+            code: Listing(st.name, st.market, self.exchange.nxt_eligible(code))
+            for code, st in self.exchange.market.states.items()
+        }
+        done(Result.success(listings=listings))
 
     def base_price(self, code: str) -> int:
         return self.exchange.base_price(code)
