@@ -53,12 +53,14 @@ class StoreTable(KeyedTable):
 class WatchlistTable(StoreTable):
     columns = (
         Column("code", "Code", 6),
-        Column("name", "Name", 10, priority=2, cut="middle"),
+        # Up to 13 cells where there is room: "N·SK하이닉스" whole (the N· mark takes two);
+        # longer names are cut in the middle
+        Column("name", "Name", 10, priority=2, cut="middle", grow=3),
         Column("price", "Price", 9, "right"),
         Column("change", "Chg", 8, "right", priority=3),
         Column("pct", "Chg%", 7, "right"),
         Column("volume", "Volume", 7, "right", priority=4),
-        Column("spark", "Trend", 14, priority=5),
+        Column("spark", "Trend", 11, priority=5, grow=40),
     )
     placeholder = "watchlist is empty - press a to add a code"
 

@@ -229,7 +229,9 @@ class KeyedTable(Widget, can_focus=True):
             if worst.priority <= 0:
                 break
             chosen.remove(worst)
-        spare = width - (sum(c.width for c in chosen) + len(chosen) - 1)
+        # one cell stays free: at 80 columns the panels have no borders, and the gap is what
+        # separates a table from its neighbour
+        spare = width - (sum(c.width for c in chosen) + len(chosen) - 1) - 1
         for i, col in enumerate(chosen):
             if spare > 0 and col.grow:
                 extra = min(spare, col.grow)
