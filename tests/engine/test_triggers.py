@@ -55,6 +55,12 @@ def _buy(engine, tap, qty, **extra):
     return reply
 
 
+def _trailing_on_position(engine, pct):
+    """A sell trailing stop of ``pct`` % on the whole position; its trigger id."""
+    cmd = {"cmd": "trigger_add", "code": CODE, "side": "sell", "qty": "position"}
+    return engine.send(dict(cmd, kind="trailing", trail_pct=pct))["result"]["trigger_id"]
+
+
 def _position(engine, code=CODE):
     raw = engine.redis.hget(engine.keys.state_positions, code)
     return json.loads(raw)["qty"] if raw else 0
@@ -303,16 +309,7 @@ def test_trailing_mark_is_flushed_to_redis(engine, tap, pct):
     _buy(engine, tap, 3)
     _wait(lambda: _position(engine) == 3, what="position")
     last = _last(engine)
-    tid = engine.send(
-        {
-            "cmd": "trigger_add",
-            "code": CODE,
-            "side": "sell",
-            "qty": "position",
-            "kind": "trailing",
-            "trail_pct": pct,
-        }
-    )["result"]["trigger_id"]
+    tid = _trailing_on_position(engine, pct)
     high = krx.next_tick(last, 10)
     engine.send({"cmd": "sim_price", "code": CODE, "price": high})
     # Saved within one flush (1 s) in P:state:trigger_marks, told in a trigger_marks event.
@@ -388,16 +385,7 @@ def test_a_restart_keeps_the_saved_trailing_mark(engine_factory):
     _wait(lambda: _position(first) == 2, what="position")
     last = _last(first)
     pct = 5.0
-    tid = first.send(
-        {
-            "cmd": "trigger_add",
-            "code": CODE,
-            "side": "sell",
-            "qty": "position",
-            "kind": "trailing",
-            "trail_pct": pct,
-        }
-    )["result"]["trigger_id"]
+    tid = _trailing_on_position(first, pct)
     _wait(lambda: _state(first, tid) is not None, what="trigger saved")
     high = krx.next_tick(last, 20)
     first.send({"cmd": "sim_price", "code": CODE, "price": high})
