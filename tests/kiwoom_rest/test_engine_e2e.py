@@ -134,10 +134,7 @@ def test_a_token_expired_mid_session_is_renewed_and_the_next_order_works(redis_u
         eng.wait_ready(timeout=30)
         # The engine reads the master list (ka10099, paged) once ready: let it finish, so that
         # the order is the first call to meet the expired token.
-        deadline = time.monotonic() + 15
-        while not int(eng.engine_hash().get("names") or 0) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert int(eng.engine_hash().get("names") or 0), "the master list was not read"
+        _wait(lambda: int(eng.engine_hash().get("names") or 0), "master list read", eng)
         fake.expire_tokens()
         reply = eng.send({"cmd": "buy", "code": "005930", "qty": 1, "price": 72000}, timeout=10)
         assert reply["ok"], reply
