@@ -204,6 +204,7 @@ class Feed:
                 # Wake at least every WAKE_S, so Ctrl+L acts while no event comes.
                 timeout = min(WAKE_S, max(0.0, wake - time.monotonic()))
                 msg = await pubsub.get_message(timeout=timeout)
+                _raise_if_cancelled()
                 if msg is not None and msg.get("type") == "pmessage":
                     self._handle(msg["data"])
                     # Drain what is already buffered without awaiting the poll timer.
@@ -282,6 +283,16 @@ class Feed:
             run = st.info.get("run_id", "")
             if st.alive and run and self.store.run and run != self.store.run:
                 self._want_resync = "new run"
+
+
+def _raise_if_cancelled() -> None:
+    """Python 3.11's ``asyncio.timeout`` (inside redis-py's read) can swallow a cancel that
+    lands as its own deadline passes: the read returns, the task stays marked cancelling, and
+    the loop would read on forever (whoever cancelled waits; tests/tui/test_feed.py hung 1 run
+    in 4). Honour such a cancel here (Python 3.12's asyncio.timeout no longer swallows it)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()
 
 
 def _text(value: Any) -> str:
