@@ -185,6 +185,8 @@ class KiwoomConsole(TriggerActions, HtsActions, App[None]):
         return self.screen is not self.main and not isinstance(self.screen, ModalScreen)
 
     def tick(self) -> None:
+        if not self.screen_stack:  # the app is shutting down: its timer may fire once more
+            return
         if self.main_hidden():
             return
         if self.main.ready:
